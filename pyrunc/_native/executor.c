@@ -1,0 +1,1271 @@
+/*
+ * The compiled executor: runs a launch plan in the cloned child.
+ *
+ * Nothing here calls into Python. The child is a copy of the runtime's
+ * address space, but it only reads the plan (plain C memory prepared by
+ * launcher.pyx before clone) and makes system calls, so the container is
+ * charged for almost nothing and no interpreter state reaches it.
+ *
+ * Every step either succeeds or reports the step index, the system call
+ * and errno to the parent over the sync socket, then exits.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+
+#include "executor.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#endif
+
+struct mount_attr_arg {
+	uint64_t attr_set;
+	uint64_t attr_clr;
+	uint64_t propagation;
+	uint64_t userns_fd;
+};
+
+/* What the child carries from one step to the next. */
+struct px_state {
+	const struct px_plan *plan;
+	int step;
+	int sync_fd;
+	int root_fd;            /* the container's root, as resolved so far */
+	int console_fd;         /* the pty's slave side, once created */
+	char exe[4096];         /* PX_LOOKUP's result, used by PX_EXEC */
+	char *payload;          /* last bytes the parent sent at a sync */
+	size_t payload_len;
+};
+
+static void send_msg(struct px_state *st, int kind, int arg, int err,
+		     const char *op, const char *text)
+{
+	struct px_msg m;
+	ssize_t n;
+
+	if (st->sync_fd < 0)
+		return;
+	memset(&m, 0, sizeof(m));
+	m.kind = kind;
+	m.arg = arg;
+	m.err = err;
+	m.step = st->step;
+	if (op)
+		snprintf(m.op, sizeof(m.op), "%s", op);
+	if (text)
+		snprintf(m.text, sizeof(m.text), "%s", text);
+	do {
+		n = send(st->sync_fd, &m, sizeof(m), MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+}
+
+/*
+ * Report a failed step and exit. Before READY the parent turns this into
+ * one error; after READY nobody listens, so it also goes to stderr.
+ */
+static void __attribute__((noreturn, format(printf, 3, 4)))
+fail(struct px_state *st, const char *op, const char *fmt, ...)
+{
+	char text[480];
+	int err = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (st->sync_fd >= 0) {
+		send_msg(st, PX_MSG_ERROR, 0, err, op, text);
+	} else if (err) {
+		dprintf(2, "pyrunc: %s: %s\n", text, strerror(err));
+	} else {
+		dprintf(2, "pyrunc: %s\n", text);
+	}
+	_exit(err == ENOENT ? 127 : 1);
+}
+
+/* Open a path inside the container's root without leaving it. */
+static int open_in_root(struct px_state *st, const char *path, int flags,
+			mode_t mode)
+{
+	struct open_how how;
+
+	memset(&how, 0, sizeof(how));
+	how.flags = (uint64_t)(flags | O_CLOEXEC);
+	how.mode = (flags & O_CREAT) ? mode : 0;
+	/*
+	 * RESOLVE_IN_ROOT makes ".." and absolute symlinks stop at the root,
+	 * so a symlink planted in the rootfs cannot point a mount outside it
+	 * (CVE-2021-30465, CVE-2024-45310).
+	 */
+	how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+	return (int)syscall(SYS_openat2, st->root_fd, path, &how, sizeof(how));
+}
+
+/* Split "a/b/c" into the parent "a/b" and the name "c". */
+static const char *split_path(const char *path, char *parent, size_t size)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n;
+
+	if (!slash) {
+		snprintf(parent, size, ".");
+		return path;
+	}
+	n = (size_t)(slash - path);
+	if (n == 0)
+		n = 1;
+	if (n >= size)
+		n = size - 1;
+	memcpy(parent, path, n);
+	parent[n] = '\0';
+	return slash + 1;
+}
+
+/*
+ * mkdir -p inside the root. Each component is created with mkdirat()
+ * relative to a parent opened in the root, so a component swapped for a
+ * symlink makes mkdirat fail with EEXIST and is then resolved in the root.
+ */
+static int mkdir_in_root(struct px_state *st, const char *path, mode_t mode)
+{
+	char buf[4096];
+	char *p;
+	int dirfd;
+
+	if (strlen(path) >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	snprintf(buf, sizeof(buf), "%s", path);
+	dirfd = open_in_root(st, "/", O_PATH | O_DIRECTORY, 0);
+	if (dirfd < 0)
+		return -1;
+	p = buf;
+	while (*p) {
+		char *name;
+		int fd;
+
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		name = p;
+		while (*p && *p != '/')
+			p++;
+		if (*p)
+			*p++ = '\0';
+		if (mkdirat(dirfd, name, mode) < 0 && errno != EEXIST) {
+			close(dirfd);
+			return -1;
+		}
+		fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC |
+			    O_NOFOLLOW);
+		if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+			/* A symlink: resolve the whole prefix in the root. */
+			char prefix[4096];
+			size_t len = (size_t)(name - buf) + strlen(name);
+
+			memcpy(prefix, path, len);
+			prefix[len] = '\0';
+			fd = open_in_root(st, prefix, O_PATH | O_DIRECTORY, 0);
+		}
+		close(dirfd);
+		if (fd < 0)
+			return -1;
+		dirfd = fd;
+	}
+	close(dirfd);
+	return 0;
+}
+
+/* Create an empty file (a bind mount target) inside the root. */
+static int mkfile_in_root(struct px_state *st, const char *path)
+{
+	char parent[4096];
+	const char *name = split_path(path, parent, sizeof(parent));
+	int dirfd;
+	int ret;
+
+	if (mkdir_in_root(st, parent, 0755) < 0)
+		return -1;
+	dirfd = open_in_root(st, parent, O_PATH | O_DIRECTORY, 0);
+	if (dirfd < 0)
+		return -1;
+	ret = mknodat(dirfd, name, S_IFREG | 0644, 0);
+	if (ret < 0 && errno == EEXIST)
+		ret = 0;
+	close(dirfd);
+	return ret;
+}
+
+static void fd_path(char *buf, size_t size, int fd)
+{
+	snprintf(buf, size, "/proc/self/fd/%d", fd);
+}
+
+/* Open a mount target: a host path, or a path resolved in the root. */
+static int open_target(struct px_state *st, const char *path, int host)
+{
+	if (host)
+		return open(path, O_PATH | O_CLOEXEC);
+	return open_in_root(st, path, O_PATH, 0);
+}
+
+/* Copy a directory tree from one fd to another (tmpcopyup). */
+static int copy_tree(int from, int to)
+{
+	DIR *dir;
+	struct dirent *de;
+	int dup_fd = dup(from);
+
+	if (dup_fd < 0)
+		return -1;
+	dir = fdopendir(dup_fd);
+	if (!dir) {
+		close(dup_fd);
+		return -1;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		struct stat sb;
+		const char *n = de->d_name;
+
+		if (!strcmp(n, ".") || !strcmp(n, ".."))
+			continue;
+		if (fstatat(from, n, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+			goto fail;
+		if (S_ISDIR(sb.st_mode)) {
+			int a, b;
+
+			if (mkdirat(to, n, sb.st_mode & 07777) < 0 &&
+			    errno != EEXIST)
+				goto fail;
+			a = openat(from, n, O_RDONLY | O_DIRECTORY |
+				   O_NOFOLLOW | O_CLOEXEC);
+			b = openat(to, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+				   O_CLOEXEC);
+			if (a < 0 || b < 0 || copy_tree(a, b) < 0) {
+				if (a >= 0)
+					close(a);
+				if (b >= 0)
+					close(b);
+				goto fail;
+			}
+			close(a);
+			close(b);
+		} else if (S_ISLNK(sb.st_mode)) {
+			char target[4096];
+			ssize_t len = readlinkat(from, n, target,
+						 sizeof(target) - 1);
+
+			if (len < 0)
+				goto fail;
+			target[len] = '\0';
+			if (symlinkat(target, to, n) < 0)
+				goto fail;
+		} else if (S_ISREG(sb.st_mode)) {
+			char buf[65536];
+			ssize_t r;
+			int a = openat(from, n, O_RDONLY | O_NOFOLLOW |
+				       O_CLOEXEC);
+			int b = openat(to, n, O_WRONLY | O_CREAT | O_EXCL |
+				       O_NOFOLLOW | O_CLOEXEC,
+				       sb.st_mode & 07777);
+
+			if (a < 0 || b < 0) {
+				if (a >= 0)
+					close(a);
+				if (b >= 0)
+					close(b);
+				goto fail;
+			}
+			while ((r = read(a, buf, sizeof(buf))) > 0) {
+				if (write(b, buf, (size_t)r) != r) {
+					r = -1;
+					break;
+				}
+			}
+			close(a);
+			close(b);
+			if (r < 0)
+				goto fail;
+		} else {
+			if (mknodat(to, n, sb.st_mode, sb.st_rdev) < 0)
+				goto fail;
+		}
+		if (fchownat(to, n, sb.st_uid, sb.st_gid,
+			     AT_SYMLINK_NOFOLLOW) < 0)
+			goto fail;
+	}
+	closedir(dir);
+	return 0;
+fail:
+	closedir(dir);
+	return -1;
+}
+
+static void op_mount(struct px_state *st, const struct px_step *s)
+{
+	const char *src = s->a[0].s;
+	const char *dst = s->a[1].s;
+	const char *fstype = s->a[2].s;
+	unsigned long flags = (unsigned long)s->a[3].i;
+	const char *data = s->a[4].s;
+	int x = (int)s->a[5].i;
+	const uint64_t *props = (const uint64_t *)s->a[6].s;
+	size_t nprops = s->a[6].s ? s->a[6].len / sizeof(uint64_t) : 0;
+	int host = x & PX_MNT_HOSTPATH;
+	char target[64];
+	char source[64];
+	int old_fd = -1;
+	int src_fd = -1;
+	int fd;
+	size_t i;
+
+	if (x & PX_MNT_MKDIR && mkdir_in_root(st, dst, 0755) < 0)
+		fail(st, "mkdir", "mkdir `%s` in rootfs", dst);
+	if (x & PX_MNT_MKFILE && mkfile_in_root(st, dst) < 0)
+		fail(st, "mknod", "create mount target `%s` in rootfs", dst);
+	fd = open_target(st, dst, host);
+	if (fd < 0)
+		fail(st, "openat2", "open mount target `%s`", dst);
+	fd_path(target, sizeof(target), fd);
+	if (x & PX_MNT_COPYUP) {
+		old_fd = open_in_root(st, dst, O_RDONLY | O_DIRECTORY, 0);
+		if (old_fd < 0)
+			fail(st, "openat2", "open `%s` for tmpcopyup", dst);
+	}
+	if (x & PX_MNT_SRC_ROOT && src) {
+		/* A source inside the container (rare): resolve it there. */
+		src_fd = open_in_root(st, src, O_PATH, 0);
+		if (src_fd < 0)
+			fail(st, "openat2", "open mount source `%s`", src);
+		fd_path(source, sizeof(source), src_fd);
+		src = source;
+	}
+
+	if (x & PX_MNT_BIND) {
+		unsigned long bind = MS_BIND | (flags & MS_REC);
+		unsigned long rest;
+
+		if (mount(src, target, NULL, bind, NULL) < 0)
+			fail(st, "mount", "bind mount `%s` to `%s`", src, dst);
+		/* The fd still names the covered directory: reopen. */
+		close(fd);
+		fd = open_target(st, dst, host);
+		if (fd < 0)
+			fail(st, "openat2", "reopen mount target `%s`", dst);
+		fd_path(target, sizeof(target), fd);
+		rest = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
+		if (rest) {
+			rest |= MS_BIND | MS_REMOUNT;
+			if (mount(NULL, target, NULL, rest, NULL) < 0)
+				fail(st, "mount", "remount bind `%s` with "
+				     "flags %#lx", dst, rest);
+		}
+	} else if (flags & MS_REMOUNT) {
+		if (mount(src, target, fstype, flags, data) < 0)
+			fail(st, "mount", "remount `%s`", dst);
+	} else {
+		if (mount(src, target, fstype, flags, data) < 0)
+			fail(st, "mount", "mount `%s` to `%s` (type %s)",
+			     src ? src : "none", dst, fstype ? fstype : "none");
+		close(fd);
+		fd = open_target(st, dst, host);
+		if (fd < 0)
+			fail(st, "openat2", "reopen mount target `%s`", dst);
+		fd_path(target, sizeof(target), fd);
+	}
+
+	if (old_fd >= 0) {
+		int new_fd = open_in_root(st, dst, O_RDONLY | O_DIRECTORY, 0);
+
+		if (new_fd < 0 || copy_tree(old_fd, new_fd) < 0)
+			fail(st, "copy", "tmpcopyup into `%s`", dst);
+		close(new_fd);
+		close(old_fd);
+	}
+
+	for (i = 0; i < nprops; i++) {
+		if (mount(NULL, target, NULL, (unsigned long)props[i], NULL) < 0)
+			fail(st, "mount", "set propagation %#lx on `%s`",
+			     (unsigned long)props[i], dst);
+	}
+
+	if (s->a[7].i || s->a[8].i) {
+		struct mount_attr_arg attr;
+		unsigned int at = AT_EMPTY_PATH;
+
+		memset(&attr, 0, sizeof(attr));
+		attr.attr_set = (uint64_t)s->a[7].i;
+		attr.attr_clr = (uint64_t)s->a[8].i;
+		if (x & PX_MNT_ATTR_REC)
+			at |= AT_RECURSIVE;
+		if (syscall(SYS_mount_setattr, fd, "", at, &attr,
+			    sizeof(attr)) < 0)
+			fail(st, "mount_setattr", "set attributes on `%s`",
+			     dst);
+	}
+	if (src_fd >= 0)
+		close(src_fd);
+	close(fd);
+}
+
+/*
+ * runc's trick: with the new root as cwd, pivot_root(".", ".") stacks the
+ * old root on top of the new one; unmounting "." then drops the old root
+ * without needing a directory for it inside the container.
+ */
+static void op_pivot_root(struct px_state *st)
+{
+	if (fchdir(st->root_fd) < 0)
+		fail(st, "fchdir", "enter rootfs");
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		fail(st, "pivot_root", "pivot_root into rootfs");
+	/* Keep the unmount from propagating back to the host. */
+	if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+		fail(st, "mount", "make old root rslave");
+	if (umount2(".", MNT_DETACH) < 0)
+		fail(st, "umount2", "detach old root");
+	if (chdir("/") < 0)
+		fail(st, "chdir", "chdir to new root");
+	close(st->root_fd);
+	st->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (st->root_fd < 0)
+		fail(st, "open", "open new root");
+}
+
+static void op_move_root(struct px_state *st, const struct px_step *s)
+{
+	if (fchdir(st->root_fd) < 0)
+		fail(st, "fchdir", "enter rootfs");
+	if (mount(s->a[0].s, "/", NULL, MS_MOVE, NULL) < 0)
+		fail(st, "mount", "move rootfs onto /");
+	if (chroot(".") < 0)
+		fail(st, "chroot", "chroot into rootfs");
+	if (chdir("/") < 0)
+		fail(st, "chdir", "chdir to new root");
+	close(st->root_fd);
+	st->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (st->root_fd < 0)
+		fail(st, "open", "open new root");
+}
+
+/*
+ * Make the mount holding the rootfs private, as pivot_root refuses a
+ * shared parent. Walk up from the rootfs until a directory is a mount.
+ */
+static void op_make_parent_private(struct px_state *st,
+				   const struct px_step *s)
+{
+	char path[4096];
+	char *slash;
+
+	snprintf(path, sizeof(path), "%s", s->a[0].s);
+	for (;;) {
+		slash = strrchr(path, '/');
+		if (!slash)
+			break;
+		if (slash == path) {
+			path[1] = '\0';
+		} else {
+			*slash = '\0';
+		}
+		if (mount(NULL, path, NULL, MS_PRIVATE, NULL) == 0)
+			return;
+		if (errno != EINVAL)
+			fail(st, "mount", "make `%s` private", path);
+		if (!strcmp(path, "/"))
+			break;
+	}
+}
+
+/* Mount flags that a remount must keep, read back from statfs. */
+static unsigned long kept_flags(const char *path)
+{
+	struct statfs sfs;
+	unsigned long keep = 0;
+
+	if (statfs(path, &sfs) < 0)
+		return 0;
+	if (sfs.f_flags & ST_NOSUID)
+		keep |= MS_NOSUID;
+	if (sfs.f_flags & ST_NODEV)
+		keep |= MS_NODEV;
+	if (sfs.f_flags & ST_NOEXEC)
+		keep |= MS_NOEXEC;
+	if (sfs.f_flags & ST_NOATIME)
+		keep |= MS_NOATIME;
+	if (sfs.f_flags & ST_NODIRATIME)
+		keep |= MS_NODIRATIME;
+	if (sfs.f_flags & ST_RELATIME)
+		keep |= MS_RELATIME;
+	return keep;
+}
+
+static void op_mask(struct px_state *st, const struct px_step *s)
+{
+	const char *path = s->a[0].s;
+	char target[64];
+	char source[64];
+	struct stat sb;
+	int fd = open_in_root(st, path, O_PATH | O_NOFOLLOW, 0);
+	int null_fd;
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return;
+		fail(st, "openat2", "open masked path `%s`", path);
+	}
+	if (fstat(fd, &sb) < 0)
+		fail(st, "fstat", "stat masked path `%s`", path);
+	fd_path(target, sizeof(target), fd);
+	if (S_ISDIR(sb.st_mode)) {
+		if (mount("tmpfs", target, "tmpfs", MS_RDONLY, NULL) < 0)
+			fail(st, "mount", "mask directory `%s`", path);
+		close(fd);
+		return;
+	}
+	/*
+	 * Bind a verified /dev/null: a container that replaced its /dev/null
+	 * with something else must not get that mounted over a masked path
+	 * (CVE-2025-31133).
+	 */
+	null_fd = open_in_root(st, "/dev/null", O_PATH | O_NOFOLLOW, 0);
+	if (null_fd < 0)
+		fail(st, "openat2", "open /dev/null to mask `%s`", path);
+	if (fstat(null_fd, &sb) < 0 || !S_ISCHR(sb.st_mode) ||
+	    major(sb.st_rdev) != 1 || minor(sb.st_rdev) != 3) {
+		errno = EPERM;
+		fail(st, "fstat", "/dev/null is not the null device; refusing "
+		     "to mask `%s`", path);
+	}
+	fd_path(source, sizeof(source), null_fd);
+	if (mount(source, target, NULL, MS_BIND, NULL) < 0)
+		fail(st, "mount", "mask file `%s`", path);
+	close(null_fd);
+	close(fd);
+}
+
+static void op_readonly(struct px_state *st, const struct px_step *s)
+{
+	const char *path = s->a[0].s;
+	char target[64];
+	unsigned long flags;
+	int fd = open_in_root(st, path, O_PATH | O_NOFOLLOW, 0);
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return;
+		fail(st, "openat2", "open readonly path `%s`", path);
+	}
+	fd_path(target, sizeof(target), fd);
+	if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+		fail(st, "mount", "bind readonly path `%s`", path);
+	close(fd);
+	fd = open_in_root(st, path, O_PATH | O_NOFOLLOW, 0);
+	if (fd < 0)
+		fail(st, "openat2", "reopen readonly path `%s`", path);
+	fd_path(target, sizeof(target), fd);
+	flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | kept_flags(target);
+	if (mount(NULL, target, NULL, flags, NULL) < 0)
+		fail(st, "mount", "remount `%s` read-only", path);
+	close(fd);
+}
+
+static void op_remount_root_ro(struct px_state *st)
+{
+	unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY;
+
+	flags |= kept_flags("/");
+	if (mount(NULL, "/", NULL, flags, NULL) < 0)
+		fail(st, "mount", "remount rootfs read-only");
+}
+
+static void op_mknod(struct px_state *st, const struct px_step *s)
+{
+	const char *path = s->a[0].s;
+	mode_t mode = (mode_t)s->a[1].i;
+	dev_t dev = (dev_t)s->a[2].i;
+	char parent[4096];
+	const char *name = split_path(path, parent, sizeof(parent));
+	int dirfd;
+
+	if (mkdir_in_root(st, parent, 0755) < 0)
+		fail(st, "mkdir", "create parent of device `%s`", path);
+	dirfd = open_in_root(st, parent, O_PATH | O_DIRECTORY, 0);
+	if (dirfd < 0)
+		fail(st, "openat2", "open parent of device `%s`", path);
+	if (mknodat(dirfd, name, mode, dev) < 0) {
+		if (errno != EEXIST)
+			fail(st, "mknod", "create device `%s`", path);
+		/* A node the rootfs ships is replaced by the one asked for. */
+		if (unlinkat(dirfd, name, 0) < 0 ||
+		    mknodat(dirfd, name, mode, dev) < 0)
+			fail(st, "mknod", "replace device `%s`", path);
+	}
+	/* mknod is subject to the umask: set the exact mode. */
+	if (fchmodat(dirfd, name, mode & 07777, 0) < 0)
+		fail(st, "chmod", "chmod device `%s`", path);
+	if (fchownat(dirfd, name, (uid_t)s->a[3].i, (gid_t)s->a[4].i,
+		     AT_SYMLINK_NOFOLLOW) < 0)
+		fail(st, "chown", "chown device `%s`", path);
+	close(dirfd);
+}
+
+static void op_symlink(struct px_state *st, const struct px_step *s)
+{
+	const char *target = s->a[0].s;
+	const char *path = s->a[1].s;
+	char parent[4096];
+	const char *name = split_path(path, parent, sizeof(parent));
+	int dirfd = open_in_root(st, parent, O_PATH | O_DIRECTORY, 0);
+
+	if (dirfd < 0)
+		fail(st, "openat2", "open parent of symlink `%s`", path);
+	if (symlinkat(target, dirfd, name) < 0 && errno != EEXIST)
+		fail(st, "symlink", "symlink `%s` -> `%s`", path, target);
+	close(dirfd);
+}
+
+/*
+ * Write a procfs file (sysctl, oom_score_adj). The file must really be on
+ * procfs, so that a mount the container controls cannot redirect the
+ * write elsewhere (CVE-2025-52881).
+ */
+static void op_write_proc(struct px_state *st, const struct px_step *s)
+{
+	const char *path = s->a[0].s;
+	struct statfs sfs;
+	ssize_t n;
+	int fd;
+
+	if (s->a[2].i)
+		fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	else
+		fd = open_in_root(st, path, O_WRONLY | O_NOFOLLOW, 0);
+	if (fd < 0)
+		fail(st, "open", "open `%s`", path);
+	if (fstatfs(fd, &sfs) < 0)
+		fail(st, "fstatfs", "statfs `%s`", path);
+	if (sfs.f_type != PROC_SUPER_MAGIC) {
+		errno = EPERM;
+		fail(st, "fstatfs", "`%s` is not on procfs", path);
+	}
+	n = write(fd, s->a[1].s, s->a[1].len);
+	if (n != (ssize_t)s->a[1].len)
+		fail(st, "write", "write `%s` to `%s`", s->a[1].s, path);
+	close(fd);
+}
+
+static void op_chdir(struct px_state *st, const struct px_step *s)
+{
+	const char *path = s->a[0].s;
+	char cwd[4096];
+
+	if (s->a[1].i) {
+		if (mkdir_in_root(st, path, 0755) < 0)
+			fail(st, "mkdir", "create cwd `%s`", path);
+		return;
+	}
+	if (chdir(path) < 0)
+		fail(st, "chdir", "chdir to cwd (\"%s\") set in config.json",
+		     path);
+	/*
+	 * A cwd reached through a leaked fd would lie outside the root and
+	 * getcwd() says "(unreachable)" (CVE-2024-21626).
+	 */
+	if (!getcwd(cwd, sizeof(cwd)) || cwd[0] != '/') {
+		errno = EPERM;
+		fail(st, "getcwd", "cwd `%s` is outside the container", path);
+	}
+}
+
+static void op_caps_bounding(struct px_state *st, const struct px_step *s)
+{
+	uint64_t keep = (uint64_t)s->a[0].i;
+	int last = (int)s->a[1].i;
+	int cap;
+
+	for (cap = 0; cap <= last; cap++) {
+		if (keep & (1ULL << cap))
+			continue;
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			fail(st, "prctl", "drop capability %d from bounding set",
+			     cap);
+	}
+	/* Keep the permitted set across the setuid of PX_SET_USER. */
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+		fail(st, "prctl", "set keepcaps");
+}
+
+static void op_set_user(struct px_state *st, const struct px_step *s)
+{
+	uid_t uid = (uid_t)s->a[0].i;
+	gid_t gid = (gid_t)s->a[1].i;
+	const gid_t *groups = (const gid_t *)s->a[2].s;
+	size_t ngroups = s->a[2].s ? s->a[2].len / sizeof(gid_t) : 0;
+
+	if (s->a[3].i && setgroups(ngroups, groups) < 0)
+		fail(st, "setgroups", "set additional gids");
+	if (setresgid(gid, gid, gid) < 0)
+		fail(st, "setresgid", "set gid %u", gid);
+	if (setresuid(uid, uid, uid) < 0)
+		fail(st, "setresuid", "set uid %u", uid);
+	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+		fail(st, "prctl", "clear keepcaps");
+}
+
+static void op_caps_apply(struct px_state *st, const struct px_step *s)
+{
+	struct __user_cap_header_struct hdr;
+	struct __user_cap_data_struct data[2];
+	uint64_t eff = (uint64_t)s->a[0].i;
+	uint64_t perm = (uint64_t)s->a[1].i;
+	uint64_t inh = (uint64_t)s->a[2].i;
+	uint64_t amb = (uint64_t)s->a[3].i;
+	int last = (int)s->a[4].i;
+	int cap;
+
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.version = _LINUX_CAPABILITY_VERSION_3;
+	data[0].effective = (uint32_t)eff;
+	data[1].effective = (uint32_t)(eff >> 32);
+	data[0].permitted = (uint32_t)perm;
+	data[1].permitted = (uint32_t)(perm >> 32);
+	data[0].inheritable = (uint32_t)inh;
+	data[1].inheritable = (uint32_t)(inh >> 32);
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		fail(st, "capset", "set capabilities");
+	for (cap = 0; cap <= last; cap++) {
+		if (!(amb & (1ULL << cap)))
+			continue;
+		/*
+		 * The kernel refuses an ambient capability that is not also
+		 * inheritable; runc goes on without it, and so do we.
+		 */
+		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0 &&
+		    errno != EPERM && errno != EINVAL)
+			fail(st, "prctl", "raise ambient capability %d", cap);
+	}
+}
+
+/*
+ * Create the container's pty in its own devpts, hand the master to the
+ * console socket and bind the slave over /dev/console.
+ */
+static void op_console(struct px_state *st, const struct px_step *s)
+{
+	int sock = (int)s->a[0].i;
+	struct winsize ws;
+	char ctl[CMSG_SPACE(sizeof(int))];
+	char name[] = "/dev/ptmx";
+	struct iovec iov = { name, sizeof(name) };
+	struct msghdr msg;
+	struct cmsghdr *cm;
+	char target[64];
+	char source[64];
+	int unlock = 0;
+	int master;
+	int fd;
+
+	master = open_in_root(st, "/dev/pts/ptmx", O_RDWR | O_NOCTTY, 0);
+	if (master < 0)
+		fail(st, "openat2", "open /dev/pts/ptmx in rootfs");
+	if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
+		fail(st, "ioctl", "unlock pty");
+	st->console_fd = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY |
+			       O_CLOEXEC);
+	if (st->console_fd < 0)
+		fail(st, "ioctl", "open pty peer");
+	if (s->a[1].i || s->a[2].i) {
+		memset(&ws, 0, sizeof(ws));
+		ws.ws_row = (unsigned short)s->a[1].i;
+		ws.ws_col = (unsigned short)s->a[2].i;
+		if (ioctl(master, TIOCSWINSZ, &ws) < 0)
+			fail(st, "ioctl", "set console size");
+	}
+
+	if (mkfile_in_root(st, "/dev/console") < 0)
+		fail(st, "mknod", "create /dev/console");
+	/*
+	 * Open the target with O_NOFOLLOW so a /dev/console swapped for a
+	 * symlink while we work is refused, not followed (CVE-2025-52565).
+	 */
+	fd = open_in_root(st, "/dev/console", O_PATH | O_NOFOLLOW, 0);
+	if (fd < 0)
+		fail(st, "openat2", "open /dev/console");
+	fd_path(target, sizeof(target), fd);
+	fd_path(source, sizeof(source), st->console_fd);
+	if (mount(source, target, NULL, MS_BIND, NULL) < 0)
+		fail(st, "mount", "bind pty to /dev/console");
+	close(fd);
+
+	memset(&msg, 0, sizeof(msg));
+	memset(ctl, 0, sizeof(ctl));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = ctl;
+	msg.msg_controllen = sizeof(ctl);
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &master, sizeof(int));
+	if (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0)
+		fail(st, "sendmsg", "send pty master to console socket");
+	close(master);
+	close(sock);
+}
+
+static void op_console_stdio(struct px_state *st)
+{
+	int i;
+
+	if (setsid() < 0)
+		fail(st, "setsid", "create session");
+	if (ioctl(st->console_fd, TIOCSCTTY, 0) < 0)
+		fail(st, "ioctl", "set controlling terminal");
+	for (i = 0; i < 3; i++) {
+		if (dup3(st->console_fd, i, 0) < 0)
+			fail(st, "dup3", "set stdio to the pty");
+	}
+}
+
+/* Wait for pid with a timeout in seconds (0: none), via a pidfd. */
+static int wait_timeout(pid_t pid, int timeout, int *status)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	struct pollfd p;
+	int r;
+
+	if (pfd >= 0) {
+		p.fd = pfd;
+		p.events = POLLIN;
+		do {
+			r = poll(&p, 1, timeout > 0 ? timeout * 1000 : -1);
+		} while (r < 0 && errno == EINTR);
+		close(pfd);
+		if (r == 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, status, 0);
+			errno = ETIMEDOUT;
+			return -1;
+		}
+	}
+	while (waitpid(pid, status, 0) < 0) {
+		if (errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+/* Run a hook with the container state on its stdin. */
+static void op_hook(struct px_state *st, const struct px_step *s)
+{
+	const char *path = s->a[0].s;
+	const char *json = s->a[4].s ? s->a[4].s : st->payload;
+	size_t len = s->a[4].s ? s->a[4].len : st->payload_len;
+	int pipefd[2];
+	int status;
+	pid_t pid;
+
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		fail(st, "pipe2", "pipe for hook `%s`", path);
+	pid = fork();
+	if (pid < 0)
+		fail(st, "fork", "fork hook `%s`", path);
+	if (pid == 0) {
+		dup2(pipefd[0], 0);
+		execve(path, s->a[1].v, s->a[2].v);
+		dprintf(2, "pyrunc: exec hook %s: %s\n", path, strerror(errno));
+		_exit(127);
+	}
+	close(pipefd[0]);
+	if (json && len) {
+		/* A hook that does not read its stdin gets EPIPE: fine. */
+		signal(SIGPIPE, SIG_IGN);
+		if (write(pipefd[1], json, len) < 0 && errno != EPIPE)
+			fail(st, "write", "state to hook `%s`", path);
+	}
+	close(pipefd[1]);
+	if (wait_timeout(pid, (int)s->a[3].i, &status) < 0)
+		fail(st, "waitpid", "hook `%s`", path);
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		errno = 0;
+		fail(st, "hook", "%s hook `%s` failed with status %d",
+		     s->a[5].s ? s->a[5].s : "", path,
+		     WIFEXITED(status) ? WEXITSTATUS(status) :
+		     128 + WTERMSIG(status));
+	}
+}
+
+static void op_sync(struct px_state *st, const struct px_step *s)
+{
+	char buf[65536];
+	ssize_t n;
+
+	send_msg(st, PX_MSG_SYNC, (int)s->a[0].i, 0, NULL, NULL);
+	do {
+		n = recv(st->sync_fd, buf, sizeof(buf) - 1, 0);
+	} while (n < 0 && errno == EINTR);
+	/* No answer, or a refusal: the parent reports why; just go. */
+	if (n <= 0 || buf[0] != 0)
+		_exit(1);
+	if (n > 1) {
+		free(st->payload);
+		st->payload = malloc((size_t)n);
+		if (!st->payload)
+			fail(st, "malloc", "sync payload");
+		memcpy(st->payload, buf + 1, (size_t)n - 1);
+		st->payload[n - 1] = '\0';
+		st->payload_len = (size_t)n - 1;
+	}
+}
+
+static void op_fork(struct px_state *st, const struct px_step *s)
+{
+	unsigned long flags = (unsigned long)s->a[0].i | SIGCHLD;
+	pid_t pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, 0);
+
+	if (pid < 0)
+		fail(st, "clone", "clone the container process");
+	if (pid > 0) {
+		send_msg(st, PX_MSG_PID, pid, 0, NULL, NULL);
+		_exit(0);
+	}
+}
+
+/* Is path an executable regular file? */
+static int is_executable(const char *path)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) < 0)
+		return 0;
+	if (!S_ISREG(sb.st_mode)) {
+		errno = EACCES;
+		return 0;
+	}
+	return access(path, X_OK) == 0;
+}
+
+/* Find the executable the way execvp would, with the container's PATH. */
+static void op_lookup(struct px_state *st, const struct px_step *s)
+{
+	const char *name = s->a[0].s;
+	char *const *env = s->a[1].v;
+	const char *path = NULL;
+	const char *p;
+	int i;
+
+	if (strchr(name, '/')) {
+		if (!is_executable(name)) {
+			if (errno == ENOENT)
+				fail(st, "exec", "exec: \"%s\": stat %s",
+				     name, name);
+			fail(st, "exec", "exec: \"%s\"", name);
+		}
+		snprintf(st->exe, sizeof(st->exe), "%s", name);
+		return;
+	}
+	for (i = 0; env && env[i]; i++) {
+		if (!strncmp(env[i], "PATH=", 5)) {
+			path = env[i] + 5;
+			break;
+		}
+	}
+	if (!path)
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+		       "/sbin:/bin";
+	p = path;
+	while (*p) {
+		const char *end = strchr(p, ':');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+
+		snprintf(st->exe, sizeof(st->exe), "%.*s/%s", (int)n, p, name);
+		if (n && is_executable(st->exe))
+			return;
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	errno = 0;
+	fail(st, "exec", "exec: \"%s\": executable file not found in $PATH",
+	     name);
+}
+
+static void op_wait_fifo(struct px_state *st, const struct px_step *s)
+{
+	char path[64];
+	int fd;
+
+	/* Blocks until `start` opens the fifo for reading. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", (int)s->a[0].i);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		fail(st, "open", "open exec fifo");
+	if (write(fd, "0", 1) != 1)
+		fail(st, "write", "write exec fifo");
+	close(fd);
+	close((int)s->a[0].i);
+}
+
+static void op_seccomp(struct px_state *st, const struct px_step *s)
+{
+	struct sock_fprog prog;
+
+	prog.len = (unsigned short)(s->a[0].len / sizeof(struct sock_filter));
+	prog.filter = (struct sock_filter *)s->a[0].s;
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+		    (unsigned int)s->a[1].i, &prog) < 0)
+		fail(st, "seccomp", "load seccomp filter");
+}
+
+static void run_step(struct px_state *st, const struct px_step *s)
+{
+	switch (s->op) {
+	case PX_SET_ROOT:
+		if (st->root_fd >= 0)
+			close(st->root_fd);
+		st->root_fd = open(s->a[0].s, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (st->root_fd < 0)
+			fail(st, "open", "open rootfs `%s`", s->a[0].s);
+		break;
+	case PX_SETNS: {
+		int fd = open(s->a[0].s, O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0)
+			fail(st, "open", "open namespace `%s`", s->a[0].s);
+		if (setns(fd, (int)s->a[1].i) < 0)
+			fail(st, "setns", "join namespace `%s`", s->a[0].s);
+		close(fd);
+		break;
+	}
+	case PX_UNSHARE:
+		if (unshare((int)s->a[0].i) < 0)
+			fail(st, "unshare", "unshare namespaces %#llx",
+			     (long long)s->a[0].i);
+		break;
+	case PX_SYNC:
+		op_sync(st, s);
+		break;
+	case PX_FORK:
+		op_fork(st, s);
+		break;
+	case PX_MOUNT:
+		op_mount(st, s);
+		break;
+	case PX_MKDIR:
+		if (mkdir_in_root(st, s->a[0].s, (mode_t)s->a[1].i) < 0)
+			fail(st, "mkdir", "mkdir `%s` in rootfs", s->a[0].s);
+		break;
+	case PX_MKNOD:
+		op_mknod(st, s);
+		break;
+	case PX_SYMLINK:
+		op_symlink(st, s);
+		break;
+	case PX_MAKE_PARENT_PRIVATE:
+		op_make_parent_private(st, s);
+		break;
+	case PX_PIVOT_ROOT:
+		op_pivot_root(st);
+		break;
+	case PX_MOVE_ROOT:
+		op_move_root(st, s);
+		break;
+	case PX_MASK:
+		op_mask(st, s);
+		break;
+	case PX_READONLY:
+		op_readonly(st, s);
+		break;
+	case PX_REMOUNT_ROOT_RO:
+		op_remount_root_ro(st);
+		break;
+	case PX_SETHOSTNAME:
+		if (sethostname(s->a[0].s, s->a[0].len) < 0)
+			fail(st, "sethostname", "set hostname `%s`", s->a[0].s);
+		break;
+	case PX_SETDOMAINNAME:
+		if (setdomainname(s->a[0].s, s->a[0].len) < 0)
+			fail(st, "setdomainname", "set domainname `%s`",
+			     s->a[0].s);
+		break;
+	case PX_WRITE_PROC:
+		op_write_proc(st, s);
+		break;
+	case PX_CHDIR:
+		op_chdir(st, s);
+		break;
+	case PX_SETRLIMIT: {
+		struct rlimit rl;
+
+		rl.rlim_cur = (rlim_t)s->a[1].i;
+		rl.rlim_max = (rlim_t)s->a[2].i;
+		if (setrlimit((int)s->a[0].i, &rl) < 0)
+			fail(st, "setrlimit", "set rlimit %lld",
+			     (long long)s->a[0].i);
+		break;
+	}
+	case PX_UMASK:
+		umask((mode_t)s->a[0].i);
+		break;
+	case PX_CAPS_BOUNDING:
+		op_caps_bounding(st, s);
+		break;
+	case PX_SET_USER:
+		op_set_user(st, s);
+		break;
+	case PX_CAPS_APPLY:
+		op_caps_apply(st, s);
+		break;
+	case PX_NO_NEW_PRIVS:
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+			fail(st, "prctl", "set no_new_privs");
+		break;
+	case PX_CONSOLE:
+		op_console(st, s);
+		break;
+	case PX_CONSOLE_STDIO:
+		op_console_stdio(st);
+		break;
+	case PX_SETSID:
+		if (setsid() < 0)
+			fail(st, "setsid", "create session");
+		break;
+	case PX_CLOSE_FDS:
+		/*
+		 * Mark every fd past the preserved ones close-on-exec, so no
+		 * runtime fd reaches the container (CVE-2024-21626).
+		 */
+		if (syscall(SYS_close_range, (unsigned int)s->a[0].i, ~0U,
+			    CLOSE_RANGE_CLOEXEC) < 0)
+			fail(st, "close_range", "mark fds close-on-exec");
+		break;
+	case PX_HOOK:
+		op_hook(st, s);
+		break;
+	case PX_READY:
+		send_msg(st, PX_MSG_READY, 0, 0, NULL, NULL);
+		close(st->sync_fd);
+		st->sync_fd = -1;
+		break;
+	case PX_WAIT_FIFO:
+		op_wait_fifo(st, s);
+		break;
+	case PX_SECCOMP:
+		op_seccomp(st, s);
+		break;
+	case PX_LOOKUP:
+		op_lookup(st, s);
+		break;
+	case PX_EXEC:
+		if (st->console_fd > 2)
+			close(st->console_fd);
+		execve(st->exe, s->a[0].v, s->a[1].v);
+		fail(st, "execve", "exec `%s`", st->exe);
+	case PX_BIND_DEV: {
+		struct px_step m;
+
+		memset(&m, 0, sizeof(m));
+		m.op = PX_MOUNT;
+		m.a[0].s = s->a[0].s;
+		m.a[1].s = s->a[1].s;
+		m.a[3].i = MS_BIND;
+		m.a[5].i = PX_MNT_MKFILE | PX_MNT_BIND;
+		op_mount(st, &m);
+		break;
+	}
+	case PX_KEYRING:
+		/* A fresh session keyring, so keys do not leak in. */
+		if (syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */,
+			    s->a[0].s) < 0 && errno != ENOSYS)
+			fail(st, "keyctl", "join session keyring");
+		break;
+	default:
+		errno = EINVAL;
+		fail(st, "plan", "unknown step %d", s->op);
+	}
+}
+
+static void __attribute__((noreturn)) run_plan(const struct px_plan *plan)
+{
+	struct px_state st;
+	int i;
+
+	memset(&st, 0, sizeof(st));
+	st.plan = plan;
+	st.sync_fd = plan->sync_fd;
+	st.root_fd = -1;
+	st.console_fd = -1;
+	if (plan->close_fd >= 0)
+		close(plan->close_fd);
+	/* Die with the runtime while it still waits for us. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	for (i = 0; i < plan->nsteps; i++) {
+		st.step = i;
+		if (plan->steps[i].op == PX_READY)
+			prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+		run_step(&st, &plan->steps[i]);
+	}
+	errno = EINVAL;
+	fail(&st, "plan", "plan ended without exec");
+}
+
+int px_spawn(const struct px_plan *plan, unsigned long clone_flags)
+{
+	pid_t pid;
+
+	/*
+	 * The raw clone syscall with no stack behaves like fork: the child
+	 * continues here on a copy of our stack, and runs only C code.
+	 */
+	pid = (pid_t)syscall(SYS_clone, clone_flags | SIGCHLD, NULL, NULL,
+			     NULL, 0);
+	if (pid != 0)
+		return pid;
+	run_plan(plan);
+}

@@ -1,0 +1,220 @@
+"""create: set up a container and leave its process blocked before exec."""
+
+import json
+import logging
+import os
+import time
+
+from pyrunc.errors import ConfigError, PyruncError
+
+log = logging.getLogger(__name__)
+
+
+def create(store, cid, bundle, *, pid_file=None, console_socket=None,
+           no_pivot=False, no_new_keyring=False, preserve_fds=0,
+           detach=True, console_fd=None):
+    """Create container cid from bundle; return its Record.
+
+    The container's process is left blocked on the exec fifo; `start`
+    lets it exec. On any error nothing is left behind: no process,
+    cgroup or state directory.
+    """
+    from pyrunc.spec.load import load_bundle
+
+    bundle = os.path.abspath(bundle)
+    spec = load_bundle(bundle, require_process=True)
+    check_terminal(spec, console_socket, detach, console_fd)
+    store.new(cid)
+    try:
+        with store.lock(cid):
+            return setup(store, cid, bundle, spec, pid_file=pid_file,
+                         console_socket=console_socket, no_pivot=no_pivot,
+                         no_new_keyring=no_new_keyring,
+                         preserve_fds=preserve_fds, console_fd=console_fd)
+    except BaseException:
+        store.destroy(cid)
+        raise
+
+
+def check_terminal(spec, console_socket, detach, console_fd):
+    """runc's rules for process.terminal and --console-socket."""
+    terminal = spec.process.terminal
+    if terminal and detach and not console_socket and console_fd is None:
+        raise ConfigError("cannot allocate tty if runc will detach without "
+                          "setting console socket")
+    if console_socket and not terminal:
+        raise ConfigError("cannot use console socket if runc will not "
+                          "detach or allocate tty")
+
+
+def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
+          no_new_keyring, preserve_fds, console_fd):
+    from pyrunc.cgroups import new_manager
+    from pyrunc.process import plan as planner
+    from pyrunc.process.launch import launch
+
+    linux = spec.linux
+    manager = new_manager(linux.cgroups_path if linux else None, cid)
+    fds = []
+    try:
+        manager.create()
+        manager.set(linux.resources if linux else None)
+        fifo = store.fifo_path(cid)
+        os.mkfifo(fifo, 0o622)
+        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        fds.append(fifo_fd)
+        if console_socket:
+            console_fd = connect_console(console_socket)
+            fds.append(console_fd)
+        extra_env, preserve_fds = listen_fds(preserve_fds)
+        opts = planner.Options(
+            cid=cid, bundle=bundle, fifo_fd=fifo_fd,
+            console_fd=-1 if console_fd is None else console_fd,
+            preserve_fds=preserve_fds, no_pivot=no_pivot,
+            no_new_keyring=no_new_keyring, cgroup_paths=manager.paths(),
+            extra_env=extra_env)
+        plan = planner.build(spec, opts)
+        record = new_record(store, cid, bundle, spec, plan, manager)
+
+        def on_sync(tag, pid):
+            if tag == planner.SYNC_CGROUP:
+                manager.apply(pid)
+                record.pid = pid
+                record.pid_start = start_time(pid)
+                write_partial(store, cid, record)
+                return b""
+            if tag == planner.SYNC_HOOKS:
+                return run_create_hooks(spec, record, store)
+            raise PyruncError(f"unknown sync point {tag}")
+
+        try:
+            pid = launch(plan, on_sync)
+        except PyruncError as err:
+            raise PyruncError(
+                f"unable to start container process: {err}") from err
+        record.pid = pid
+        record.pid_start = start_time(pid)
+        store.save(record)
+        drop_partial(store, cid)
+        if pid_file:
+            write_pid_file(pid_file, pid)
+        return record
+    except BaseException:
+        manager_cleanup(manager)
+        raise
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def new_record(store, cid, bundle, spec, plan, manager):
+    from pyrunc.state.store import Record
+
+    return Record(
+        id=cid, pid=0, pid_start=0, bundle=bundle, rootfs=plan.rootfs,
+        created=rfc3339_now(), owner="", annotations=dict(spec.annotations),
+        config=spec.raw, cgroup=manager.to_dict(),
+        terminal=bool(spec.process.terminal))
+
+
+def run_create_hooks(spec, record, store):
+    """prestart and createRuntime hooks, in the runtime's namespaces."""
+    from pyrunc.process.hooks import run_hooks
+
+    state = oci_state(record, "creating")
+    run_hooks(spec.hooks.prestart, state, "prestart")
+    run_hooks(spec.hooks.create_runtime, state, "createRuntime")
+    # The child hands this to its createContainer/startContainer hooks.
+    return json.dumps(oci_state(record, "created"),
+                      separators=(",", ":")).encode()
+
+
+def oci_state(record, status):
+    state = {"ociVersion": record.config.get("ociVersion", ""),
+             "id": record.id, "status": status, "pid": record.pid,
+             "bundle": record.bundle}
+    if record.annotations:
+        state["annotations"] = record.annotations
+    return state
+
+
+def write_partial(store, cid, record):
+    """What `delete --force` needs if we die before state.json exists."""
+    path = os.path.join(store.dir(cid), "create.json")
+    data = {"pid": record.pid, "pid_start": record.pid_start,
+            "cgroup": record.cgroup}
+    atomic_write(path, json.dumps(data).encode())
+
+
+def drop_partial(store, cid):
+    try:
+        os.unlink(os.path.join(store.dir(cid), "create.json"))
+    except FileNotFoundError:
+        pass
+
+
+def atomic_write(path, data, mode=0o600):
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                 mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def write_pid_file(path, pid):
+    """Write the pid file atomically, as engines poll for it."""
+    path = os.path.abspath(path)
+    atomic_write(path, str(pid).encode(), 0o644)
+
+
+def manager_cleanup(manager):
+    try:
+        manager.destroy()
+    except Exception as err:  # noqa: BLE001 - the first error wins
+        log.warning("cleaning up cgroup: %s", err)
+
+
+def connect_console(path):
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as err:
+        sock.close()
+        raise ConfigError(f"--console-socket {path}: {err.strerror}") \
+            from None
+    return sock.detach()
+
+
+def listen_fds(preserve_fds):
+    """Pass systemd socket activation through, as runc does."""
+    count = os.environ.get("LISTEN_FDS")
+    if not count:
+        return [], preserve_fds
+    try:
+        n = int(count)
+    except ValueError:
+        return [], preserve_fds
+    return [f"LISTEN_FDS={n}", "LISTEN_PID=1"], preserve_fds + n
+
+
+def start_time(pid):
+    """Field 22 of /proc/pid/stat: tells a reused pid from ours."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return 0
+    return int(data.rsplit(b")", 1)[1].split()[19])
+
+
+def rfc3339_now():
+    ns = time.time_ns()
+    secs, frac = divmod(ns, 1_000_000_000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    return f"{stamp}.{frac:09d}Z"

@@ -1,0 +1,485 @@
+"""Turn a parsed config into the ordered launch plan the executor runs.
+
+The plan is plain data: a list of ``(op, arg, ...)`` tuples, each one a
+system call or a short group of them, in the order runc performs them.
+Everything that needs judgement (paths, flags, which devices, which
+capabilities) is decided here, in Python, where it can be unit-tested
+without root; the compiled executor only carries it out.
+"""
+
+import logging
+import os
+import stat
+import struct
+from dataclasses import dataclass, field
+
+from pyrunc.errors import ConfigError, SpecError
+from pyrunc.process import caps
+from pyrunc.spec import mountopts as mo
+
+log = logging.getLogger(__name__)
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+
+NAMESPACE_FLAGS = {
+    "pid": CLONE_NEWPID,
+    "network": CLONE_NEWNET,
+    "mount": CLONE_NEWNS,
+    "ipc": CLONE_NEWIPC,
+    "uts": CLONE_NEWUTS,
+    "cgroup": CLONE_NEWCGROUP,
+    "user": CLONE_NEWUSER,
+    "time": CLONE_NEWTIME,
+}
+
+# Sync points: the child stops and the parent acts before answering.
+SYNC_CGROUP = 1     # parent joins the child to its cgroup
+SYNC_HOOKS = 2      # parent runs prestart/createRuntime, sends the state
+
+RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2,
+    "RLIMIT_STACK": 3, "RLIMIT_CORE": 4, "RLIMIT_RSS": 5,
+    "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8,
+    "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11,
+    "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14,
+    "RLIMIT_RTTIME": 15,
+}
+
+# The devices every container gets, as runc creates them.
+DEFAULT_DEVICES = (
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/tty", 5, 0),
+    ("/dev/urandom", 1, 9),
+    ("/dev/random", 1, 8),
+)
+
+SYSFS_MAGIC_DIR = "/sys/fs/cgroup"
+
+
+@dataclass
+class Options:
+    """What the plan needs beyond config.json."""
+
+    cid: str
+    bundle: str
+    fifo_fd: int = -1
+    console_fd: int = -1
+    preserve_fds: int = 0
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    cgroup_paths: dict = field(default_factory=dict)
+    extra_env: list = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """An ordered launch plan; see docs/design.md."""
+
+    clone_flags: int
+    steps: list
+    rootfs: str
+    new_namespaces: int = 0
+
+
+def b(text):
+    """Encode a str for the executor (paths and values are bytes)."""
+    return os.fsencode(text)
+
+
+def build(spec, opts):
+    """Return the launch Plan for a parsed Spec."""
+    from pyrunc._native import launcher as L
+
+    steps = []
+    rootfs = rootfs_path(spec, opts.bundle)
+    linux = spec.linux
+    process = spec.process
+    clone_flags, joins = namespace_plan(linux)
+
+    # Joining a pid namespace only affects children: fork once more so
+    # that the container process itself is inside it.
+    for ns_type, path in joins:
+        if ns_type == "pid":
+            steps.append((L.OP_SETNS, b(path), CLONE_NEWPID))
+            steps.append((L.OP_FORK, 0))
+    steps.append((L.OP_SYNC, SYNC_CGROUP))
+    for ns_type, path in joins:
+        if ns_type != "pid":
+            steps.append((L.OP_SETNS, b(path), NAMESPACE_FLAGS[ns_type]))
+    # A new cgroup namespace must be made after joining the cgroup, so
+    # that its root is the container's cgroup.
+    if clone_flags & CLONE_NEWCGROUP:
+        clone_flags &= ~CLONE_NEWCGROUP
+        steps.append((L.OP_UNSHARE, CLONE_NEWCGROUP))
+    if not opts.no_new_keyring:
+        steps.append((L.OP_KEYRING, b(f"_ses.{opts.cid}")))
+    if process is not None and process.oom_score_adj is not None:
+        steps.append((L.OP_WRITE_PROC, b"/proc/self/oom_score_adj",
+                      b(str(process.oom_score_adj)), 1))
+
+    has_mntns = bool(clone_flags & CLONE_NEWNS) or any(
+        t == "mount" for t, _ in joins)
+    if has_mntns:
+        steps.extend(rootfs_steps(spec, opts, rootfs, L))
+    else:
+        log.warning("no mount namespace: the rootfs is used as it is")
+        steps.append((L.OP_SET_ROOT, b(rootfs)))
+
+    if process is not None and process.terminal:
+        steps.append((L.OP_CONSOLE, opts.console_fd, *console_size(process)))
+    steps.append((L.OP_SYNC, SYNC_HOOKS))
+    for hook in spec.hooks.create_container:
+        steps.append(hook_step(hook, "createContainer", L))
+
+    if has_mntns:
+        if opts.no_pivot:
+            steps.append((L.OP_MOVE_ROOT, b(rootfs)))
+        else:
+            steps.append((L.OP_PIVOT_ROOT,))
+        steps.extend(finish_rootfs_steps(spec, L))
+    if spec.hostname:
+        steps.append((L.OP_SETHOSTNAME, b(spec.hostname)))
+    if spec.domainname:
+        steps.append((L.OP_SETDOMAINNAME, b(spec.domainname)))
+
+    if process is not None:
+        steps.extend(process_steps(spec, opts, L))
+    return Plan(clone_flags=clone_flags, steps=steps, rootfs=rootfs,
+                new_namespaces=clone_flags)
+
+
+def rootfs_path(spec, bundle):
+    """The absolute, symlink-free rootfs path (root.path is bundle-relative)."""
+    if spec.root is None or not spec.root.path:
+        raise SpecError("root.path", "must be set")
+    path = spec.root.path
+    if not os.path.isabs(path):
+        path = os.path.join(bundle, path)
+    path = os.path.realpath(path)
+    if not os.path.isdir(path):
+        raise SpecError("root.path", f"{path} is not a directory")
+    return path
+
+
+def namespace_plan(linux):
+    """Return (clone flags for new namespaces, [(type, path)] to join)."""
+    flags = 0
+    joins = []
+    if linux is None:
+        return flags, joins
+    for index, ns in enumerate(linux.namespaces):
+        bit = NAMESPACE_FLAGS.get(ns.type)
+        if bit is None:
+            raise SpecError(f"linux.namespaces[{index}].type",
+                            f"unknown namespace type {ns.type!r}")
+        if ns.type in ("user", "time"):
+            raise ConfigError(
+                f"linux.namespaces[{index}]: {ns.type} namespaces are not "
+                "supported yet")
+        if ns.path:
+            joins.append((ns.type, ns.path))
+        else:
+            flags |= bit
+    # runc joins namespaces in this order; user would come first.
+    order = ("ipc", "uts", "network", "pid", "mount", "cgroup")
+    joins.sort(key=lambda item: order.index(item[0]))
+    return flags, joins
+
+
+def console_size(process):
+    if process.console_size is None:
+        return (0, 0)
+    return (process.console_size.height, process.console_size.width)
+
+
+def hook_step(hook, phase, L):
+    """A hook the child runs itself (createContainer, startContainer)."""
+    args = [b(a) for a in (hook.args or [hook.path])]
+    env = [b(e) for e in hook.env]
+    return (L.OP_HOOK, b(hook.path), args, env, hook.timeout or 0, None,
+            b(phase))
+
+
+def rootfs_steps(spec, opts, rootfs, L):
+    """Propagation, the rootfs bind, config mounts, devices."""
+    steps = []
+    linux = spec.linux
+    prop = (linux.rootfs_propagation if linux else None) or "rslave"
+    prop_flag = mo.PROPAGATION.get(prop)
+    if prop_flag is None:
+        raise SpecError("linux.rootfsPropagation",
+                        f"unknown propagation {prop!r}")
+    # Everything we mount must stay in the container's namespace. A
+    # shared propagation asked for is applied to "/" after pivot_root.
+    first = prop_flag
+    if prop in ("shared", "rshared"):
+        first = mo.MS_SLAVE | mo.MS_REC
+    steps.append((L.OP_MOUNT, None, b"/", None, first, None,
+                  L.MNT_HOSTPATH, None, 0, 0))
+    steps.append((L.OP_MAKE_PARENT_PRIVATE, b(rootfs)))
+    # pivot_root needs the new root to be a mount point.
+    steps.append((L.OP_MOUNT, b(rootfs), b(rootfs), None,
+                  mo.MS_BIND | mo.MS_REC, None,
+                  L.MNT_HOSTPATH | L.MNT_BIND, None, 0, 0))
+    # Resolve everything below through the bind mount just made.
+    steps.append((L.OP_SET_ROOT, b(rootfs)))
+
+    dev_is_bind = False
+    for index, mount in enumerate(spec.mounts):
+        where = f"mounts[{index}]"
+        flags = mo.parse_mount_options(mount.options, f"{where}.options")
+        is_bind = mount.type == "bind" or flags.bind
+        if mount.destination == "/dev" and is_bind:
+            dev_is_bind = True
+        steps.extend(mount_steps(mount, flags, is_bind, where, opts, L))
+
+    if not dev_is_bind:
+        steps.extend(device_steps(linux, L))
+    return steps
+
+
+def mount_steps(mount, flags, is_bind, where, opts, L):
+    dst = b(mount.destination)
+    props = None
+    if flags.propagation:
+        props = struct.pack(f"={len(flags.propagation)}Q",
+                            *flags.propagation)
+    rec = L.MNT_ATTR_REC if (flags.recursive_set or
+                             flags.recursive_clear) else 0
+    attrs = (flags.recursive_set, flags.recursive_clear)
+    if mount.type in ("cgroup", "cgroup2"):
+        return cgroup_mount_steps(mount, flags, where, opts, L)
+    if is_bind:
+        source = mount.source or ""
+        if not os.path.isabs(source):
+            source = os.path.join(opts.bundle, source)
+        try:
+            st = os.stat(source)
+        except OSError as err:
+            raise ConfigError(
+                f"{where}.source: {source}: {err.strerror}") from None
+        target_kind = L.MNT_MKDIR if stat.S_ISDIR(st.st_mode) \
+            else L.MNT_MKFILE
+        bind_flags = flags.flags | mo.MS_BIND
+        if flags.recursive_bind:
+            bind_flags |= mo.MS_REC
+        return [(L.OP_MOUNT, b(source), dst, None, bind_flags,
+                 b(flags.data) if flags.data else None,
+                 target_kind | L.MNT_BIND | rec, props, *attrs)]
+    x = L.MNT_MKDIR | rec
+    if flags.tmpcopyup:
+        x |= L.MNT_COPYUP
+    source = b(mount.source) if mount.source else b(mount.type or "none")
+    fstype = b(mount.type) if mount.type else None
+    return [(L.OP_MOUNT, source, dst, fstype, flags.flags,
+             b(flags.data) if flags.data else None, x, props, *attrs)]
+
+
+def cgroup_mount_steps(mount, flags, where, opts, L):
+    """Show the container its own cgroups at the mount's destination.
+
+    On cgroup v1 this is a tmpfs holding one bind mount per hierarchy,
+    each of the container's own cgroup directory, as runc does; on the
+    unified hierarchy a bind of the container's cgroup2 directory.
+    """
+    steps = []
+    dst = mount.destination.rstrip("/") or "/"
+    ro = bool(flags.flags & mo.MS_RDONLY)
+    paths = opts.cgroup_paths or {}
+    base = flags.flags & ~(mo.MS_RDONLY | mo.MS_BIND | mo.MS_REC)
+    unified = paths.get("") or paths.get("unified")
+    v1 = {k: v for k, v in paths.items() if k not in ("", "unified")}
+    if not v1:
+        if not unified:
+            return steps
+        bind = base | mo.MS_BIND | mo.MS_REC | (mo.MS_RDONLY if ro else 0)
+        return [(L.OP_MOUNT, b(unified), b(dst), None, bind, None,
+                 L.MNT_MKDIR | L.MNT_BIND, None, 0, 0)]
+    steps.append((L.OP_MOUNT, b"tmpfs", b(dst), b"tmpfs", base,
+                  b"mode=755", L.MNT_MKDIR, None, 0, 0))
+    seen = set()
+    for host_dir in sorted(v1.values()) + ([unified] if unified else []):
+        name = hierarchy_name(host_dir)
+        if name is None or name in seen:
+            continue
+        seen.add(name)
+        bind = base | mo.MS_BIND | mo.MS_REC | (mo.MS_RDONLY if ro else 0)
+        steps.append((L.OP_MOUNT, b(host_dir), b(f"{dst}/{name}"), None,
+                      bind, None, L.MNT_MKDIR | L.MNT_BIND, None, 0, 0))
+    for link in ("cpu", "cpuacct"):
+        if link not in seen and "cpu,cpuacct" in seen:
+            steps.append((L.OP_SYMLINK, b"cpu,cpuacct", b(f"{dst}/{link}")))
+    if ro:
+        steps.append((L.OP_MOUNT, None, b(dst), None,
+                      base | mo.MS_REMOUNT | mo.MS_RDONLY, b"mode=755",
+                      0, None, 0, 0))
+    return steps
+
+
+def hierarchy_name(host_dir):
+    """The hierarchy's directory name below /sys/fs/cgroup, if any."""
+    prefix = SYSFS_MAGIC_DIR + "/"
+    if not host_dir.startswith(prefix):
+        return None
+    return host_dir[len(prefix):].split("/", 1)[0]
+
+
+def device_steps(linux, L):
+    steps = []
+    wanted = {}
+    for path, major, minor in DEFAULT_DEVICES:
+        wanted[path] = (stat.S_IFCHR | 0o666, os.makedev(major, minor), 0, 0)
+    for index, dev in enumerate(linux.devices if linux else []):
+        where = f"linux.devices[{index}]"
+        kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK,
+                "p": stat.S_IFIFO}.get(dev.type)
+        if kind is None:
+            raise SpecError(f"{where}.type", f"unknown device type "
+                            f"{dev.type!r}")
+        if not dev.path.startswith("/dev/"):
+            raise SpecError(f"{where}.path", "must be below /dev")
+        if kind != stat.S_IFIFO and (dev.major is None or dev.minor is None):
+            raise SpecError(f"{where}", "major and minor are required")
+        mode = kind | (dev.file_mode if dev.file_mode is not None
+                       else 0o666) & 0o7777
+        rdev = os.makedev(dev.major or 0, dev.minor or 0)
+        wanted[dev.path] = (mode, rdev, dev.uid or 0, dev.gid or 0)
+    for path, (mode, rdev, uid, gid) in wanted.items():
+        steps.append((L.OP_MKNOD, b(path), mode, rdev, uid, gid))
+    links = [("/proc/self/fd", "/dev/fd"),
+             ("/proc/self/fd/0", "/dev/stdin"),
+             ("/proc/self/fd/1", "/dev/stdout"),
+             ("/proc/self/fd/2", "/dev/stderr")]
+    if os.path.exists("/proc/kcore"):
+        links.append(("/proc/kcore", "/dev/core"))
+    for target, path in links:
+        steps.append((L.OP_SYMLINK, b(target), b(path)))
+    # /dev/ptmx must be the container's own devpts instance.
+    steps.append((L.OP_SYMLINK, b"pts/ptmx", b"/dev/ptmx"))
+    return steps
+
+
+def finish_rootfs_steps(spec, L):
+    """After pivot_root: propagation, sysctls, masks, read-only root."""
+    steps = []
+    linux = spec.linux
+    if linux is not None:
+        prop = linux.rootfs_propagation
+        if prop in ("shared", "rshared", "private", "rprivate",
+                    "unbindable", "runbindable"):
+            steps.append((L.OP_MOUNT, None, b"/", None,
+                          mo.PROPAGATION[prop], None, L.MNT_HOSTPATH,
+                          None, 0, 0))
+        for key, value in linux.sysctl.items():
+            path = "/proc/sys/" + key.replace(".", "/")
+            steps.append((L.OP_WRITE_PROC, b(path), b(value), 0))
+        for path in linux.masked_paths:
+            steps.append((L.OP_MASK, b(path)))
+        for path in linux.readonly_paths:
+            steps.append((L.OP_READONLY, b(path)))
+    if spec.root.readonly:
+        steps.append((L.OP_REMOUNT_ROOT_RO,))
+    return steps
+
+
+def process_steps(spec, opts, L):
+    """Rlimits, console, credentials, capabilities, then the exec."""
+    steps = []
+    process = spec.process
+    for index, rl in enumerate(process.rlimits):
+        number = RLIMITS.get(rl.type)
+        if number is None:
+            raise SpecError(f"process.rlimits[{index}].type",
+                            f"unknown rlimit {rl.type!r}")
+        steps.append((L.OP_SETRLIMIT, number, rl.soft, rl.hard))
+    cwd = process.cwd or "/"
+    if not os.path.isabs(cwd):
+        raise SpecError("process.cwd", "must be an absolute path")
+    steps.append((L.OP_CHDIR, b(cwd), 1))
+    if process.terminal:
+        steps.append((L.OP_CONSOLE_STDIO,))
+
+    env = container_env(spec, opts)
+    steps.append((L.OP_LOOKUP, b(process.args[0]), env))
+    steps.append((L.OP_CLOSE_FDS, 3 + opts.preserve_fds))
+
+    last = caps.last_cap()
+    user = process.user
+    capset = process.capabilities
+    if capset is not None:
+        bounding = caps.to_mask(capset.bounding,
+                                "process.capabilities.bounding", last)
+        steps.append((L.OP_CAPS_BOUNDING, bounding, last))
+    gids = struct.pack(f"={len(user.additional_gids)}I",
+                       *user.additional_gids)
+    steps.append((L.OP_SET_USER, user.uid, user.gid, gids, 1))
+    if capset is not None:
+        masks = [caps.to_mask(getattr(capset, name),
+                              f"process.capabilities.{name}", last)
+                 for name in ("effective", "permitted", "inheritable",
+                              "ambient")]
+        steps.append((L.OP_CAPS_APPLY, *masks, last))
+    if process.no_new_privileges:
+        steps.append((L.OP_NO_NEW_PRIVS,))
+    umask = user.umask if user.umask is not None else 0o022
+    steps.append((L.OP_UMASK, umask))
+    steps.append((L.OP_CHDIR, b(cwd), 0))
+    steps.append((L.OP_READY,))
+    steps.append((L.OP_WAIT_FIFO, opts.fifo_fd))
+    for hook in spec.hooks.start_container:
+        steps.append(hook_step(hook, "startContainer", L))
+    argv = [b(a) for a in process.args]
+    steps.append((L.OP_EXEC, argv, env))
+    return steps
+
+
+def container_env(spec, opts):
+    """The container's environment as bytes, with HOME filled in."""
+    env = list(spec.process.env) + list(opts.extra_env)
+    names = {item.split("=", 1)[0] for item in env}
+    if "HOME" not in names:
+        env.append("HOME=" + home_dir(spec, opts.bundle))
+    return [b(item) for item in env]
+
+
+def home_dir(spec, bundle):
+    """HOME from the rootfs's /etc/passwd, as runc sets it; else "/"."""
+    uid = spec.process.user.uid
+    try:
+        data = read_in_rootfs(rootfs_path(spec, bundle), "etc/passwd")
+    except OSError:
+        return "/"
+    for line in data.decode(errors="replace").splitlines():
+        parts = line.split(":")
+        if len(parts) >= 6 and parts[2] == str(uid):
+            return parts[5] or "/"
+    return "/"
+
+
+def read_in_rootfs(rootfs, relpath, limit=1 << 20):
+    """Read a small file of the rootfs without following any symlink."""
+    fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        parts = relpath.split("/")
+        for part in parts[:-1]:
+            nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY |
+                          os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        ffd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                      dir_fd=fd)
+        try:
+            return os.read(ffd, limit)
+        finally:
+            os.close(ffd)
+    finally:
+        os.close(fd)
