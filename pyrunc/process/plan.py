@@ -307,7 +307,9 @@ def cgroup_mount_steps(mount, flags, where, opts, L):
     steps.append((L.OP_MOUNT, b"tmpfs", b(dst), b"tmpfs", base,
                   b"mode=755", L.MNT_MKDIR, None, 0, 0))
     seen = set()
-    for host_dir in sorted(v1.values()) + ([unified] if unified else []):
+    # runc shows a hybrid host's unified hierarchy only through cgroup2
+    # mounts, not in the v1 tmpfs.
+    for host_dir in sorted(v1.values()):
         name = hierarchy_name(host_dir)
         if name is None or name in seen:
             continue
@@ -405,8 +407,12 @@ def process_steps(spec, opts, L):
     if not os.path.isabs(cwd):
         raise SpecError("process.cwd", "must be an absolute path")
     steps.append((L.OP_CHDIR, b(cwd), 1))
+    # The container's process leads its own session, as with runc; with
+    # a terminal, that session also takes the pty as its controlling tty.
     if process.terminal:
         steps.append((L.OP_CONSOLE_STDIO,))
+    else:
+        steps.append((L.OP_SETSID,))
 
     env = container_env(spec, opts)
     steps.append((L.OP_LOOKUP, b(process.args[0]), env))
