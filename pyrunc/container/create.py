@@ -58,7 +58,8 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
     fds = []
     try:
         manager.create()
-        manager.set(linux.resources if linux else None)
+        manager.set(linux.resources if linux else None,
+                    linux_devices=linux.devices if linux else None)
         fifo = store.fifo_path(cid)
         os.mkfifo(fifo, 0o622)
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)

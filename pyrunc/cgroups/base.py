@@ -1,0 +1,135 @@
+"""The Manager protocol shared by the v1 (and hybrid) and v2 drivers."""
+
+import logging
+import os
+
+from pyrunc.cgroups import fsutil
+from pyrunc.errors import CgroupError
+
+log = logging.getLogger(__name__)
+
+# signal.SIGKILL without importing the signal module (and enum) on the
+# hot path of every command.
+SIGKILL = 9
+
+STATE_VERSION = 1
+
+
+class Manager:
+    """A container's cgroup, on one or several hierarchies.
+
+    Lifecycle: create() makes the directories, set() writes the limits,
+    apply() moves the container's first process in, destroy() removes
+    what create() made. A manager rebuilt from to_dict() (in another
+    command such as delete) acts on the same directories without looking
+    at the host again.
+    """
+
+    mode = None
+
+    def __init__(self, root, paths, mounts, created=()):
+        self.root = root
+        # controller -> cgroup dir; "" is the cgroup2 hierarchy
+        self._paths = dict(paths)
+        # controller -> directory where that hierarchy is mounted
+        self._mounts = dict(mounts)
+        # every directory create() made, so destroy() removes only those
+        self._created = list(created)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.mode} {self._paths}>"
+
+    # -- state -------------------------------------------------------------
+
+    def paths(self):
+        """Return controller -> absolute cgroup dir ("" for cgroup2)."""
+        return dict(self._paths)
+
+    def to_dict(self):
+        """Return a JSON-serialisable record for state.json."""
+        return {
+            "version": STATE_VERSION,
+            "mode": self.mode,
+            "root": self.root,
+            "paths": dict(self._paths),
+            "mounts": dict(self._mounts),
+            "created": list(self._created),
+        }
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def destroy(self):
+        """Remove the directories create() made, deepest first.
+
+        Nothing is killed: a cgroup that still holds a task after a short
+        grace period raises CgroupError. Directories that existed before
+        create() (the runtime's own cgroups, shared parents) are kept.
+        """
+        leaves = list(self._paths.values())
+        fsutil.remove_dirs(leaves, self._created)
+        self._created = [p for p in self._created if os.path.isdir(p)]
+
+    def pids(self):
+        """Return every pid in the container cgroup and its children."""
+        path = self._pids_dir()
+        if path is None:
+            return []
+        try:
+            return fsutil.walk_pids(path)
+        except OSError as err:
+            reason = os.strerror(err.errno)
+            raise CgroupError(f"read pids of {path}: {reason}") from err
+
+    def exists(self):
+        """Tell whether the container cgroup directory exists."""
+        path = self._pids_dir()
+        return path is not None and os.path.isdir(path)
+
+    def kill_all(self, sig):
+        """Send sig to every process of the cgroup.
+
+        The cgroup is frozen while the signals go out so that a forking
+        process cannot leave a child behind (as runc does), and thawed
+        again afterwards; waiting for the processes is the caller's job.
+        """
+        if not self.exists():
+            return
+        if sig == SIGKILL and self._kill_cgroup():
+            return
+        frozen = self._try_freezer(self.freeze, "freeze")
+        try:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        finally:
+            if frozen:
+                self._try_freezer(self.thaw, "thaw")
+
+    def _try_freezer(self, action, verb):
+        try:
+            action()
+        except CgroupError as err:
+            log.warning(
+                "cannot %s the cgroup before signalling: %s", verb, err
+            )
+            return False
+        return True
+
+    # -- driver hooks ------------------------------------------------------
+
+    def _pids_dir(self):
+        raise NotImplementedError
+
+    def _kill_cgroup(self):
+        """Kill everything at once if the kernel can; True when done."""
+        return False
+
+
+def read_stat(dirpath, name, default=None):
+    """Return an int cgroup file, or default when it cannot be read."""
+    try:
+        return fsutil.read_int(dirpath, name)
+    except (OSError, ValueError):
+        return default
