@@ -1,0 +1,157 @@
+#!/bin/bash
+# Prepare a Debian 12 machine (as root) to build, run and test pyrunc.
+#
+# Idempotent, and fast on a second run: each step checks first and does
+# nothing when its result is already there.
+#   1. Debian packages (apt-get update only when one is missing)
+#   2. .venv on /usr/bin/python3 (never a pyenv shim)
+#   3. pip install -e '.[test]' (builds the compiled core), redone only
+#      when the build inputs changed
+#   4. the default bundle, bundles/busybox
+#   5. /usr/local/bin/pyrunc -> .venv/bin/pyrunc, for containerd and podman
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=$REPO/.venv
+PY=$VENV/bin/python
+# Where containerd and podman look for the runtime; PYRUNC_LINK= skips it.
+LINK=${PYRUNC_LINK-/usr/local/bin/pyrunc}
+
+# Every Debian package the project needs, in one place.
+PACKAGES=(
+    build-essential
+    pkg-config
+    python3
+    python3-venv
+    python3-dev
+    libseccomp-dev
+    busybox-static
+    runc
+    crun
+    file
+)
+
+# Build inputs of the compiled core; a change to any of them reinstalls.
+BUILD_INPUTS=(pyproject.toml setup.py)
+
+export DEBIAN_FRONTEND=noninteractive
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+export PIP_NO_INPUT=1
+
+say() { echo "setup: $*"; }
+die() { echo "setup: error: $*" >&2; exit 1; }
+
+is_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null \
+        | grep -q 'install ok installed'
+}
+
+install_packages() {
+    local missing=() pkg
+    for pkg in "${PACKAGES[@]}"; do
+        if ! is_installed "$pkg"; then
+            missing+=("$pkg")
+        fi
+    done
+    if ((${#missing[@]} == 0)); then
+        say "debian packages ok"
+        return
+    fi
+    if ((EUID != 0)); then
+        die "missing packages (${missing[*]}); run as root"
+    fi
+    say "installing ${missing[*]}"
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# A venv is usable when its interpreter is Debian's python3 and it runs.
+venv_ok() {
+    local real
+    [[ -x $PY ]] || return 1
+    real=$(readlink -f "$PY")
+    [[ $real == /usr/bin/python3* ]] || return 1
+    "$PY" -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)'
+}
+
+make_venv() {
+    if venv_ok; then
+        say "venv ok: $VENV"
+        return
+    fi
+    say "creating $VENV on /usr/bin/python3"
+    rm -rf "$VENV"
+    /usr/bin/python3 -m venv "$VENV"
+}
+
+build_hash() {
+    local files=()
+    (
+        cd "$REPO"
+        for f in "${BUILD_INPUTS[@]}"; do
+            [[ -e $f ]] && files+=("$f")
+        done
+        while IFS= read -r -d '' f; do
+            # Cython writes foo.c next to foo.pyx: an output, not an input.
+            if [[ $f == *.c && -e ${f%.c}.pyx ]]; then
+                continue
+            fi
+            files+=("$f")
+        done < <(find pyrunc/_native -type f \
+            \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' \
+               -o -name '*.h' -o -name '*.c' \) -print0 | sort -z)
+        sha256sum "${files[@]}" | sha256sum | cut -c1-32
+    )
+}
+
+# The editable install serves Python changes live; only the compiled core
+# needs a rebuild, so reinstall only when its inputs changed.
+install_project() {
+    local stamp=$VENV/.pyrunc-build want
+    want=$(build_hash)
+    if [[ -f $stamp && $(cat "$stamp") == "$want" && -x $VENV/bin/pyrunc ]] \
+        && "$PY" -c 'import pyrunc._native.launcher' 2>/dev/null; then
+        say "pyrunc installed (compiled core up to date)"
+        return
+    fi
+    # Build in this venv (--no-build-isolation) so the build does not
+    # fetch setuptools and Cython again on every install.
+    if ! "$PY" -c 'import setuptools, wheel, Cython' 2>/dev/null; then
+        say "installing build requirements"
+        "$PY" -m pip install -q 'setuptools>=61' wheel 'cython>=3.0'
+    fi
+    say "pip install -e '.[test]' (builds the compiled core)"
+    (cd "$REPO" && "$PY" -m pip install -q --no-build-isolation -e '.[test]')
+    "$PY" -c 'import pyrunc._native.launcher' \
+        || die "the compiled core does not import"
+    echo "$want" >"$stamp"
+}
+
+build_bundle() {
+    PY=$PY bash "$REPO/bundles/build-bundle.sh" 2>&1 | sed 's/^/setup: /'
+}
+
+link_cli() {
+    local target=$VENV/bin/pyrunc
+    [[ -x $target ]] || die "$target missing"
+    if [[ -z $LINK ]]; then
+        return
+    fi
+    if [[ $(readlink "$LINK" 2>/dev/null) == "$target" ]]; then
+        say "$LINK ok"
+        return
+    fi
+    if ((EUID != 0)); then
+        say "not root: skipping $LINK"
+        return
+    fi
+    ln -sfn "$target" "$LINK"
+    say "linked $LINK -> $target"
+}
+
+install_packages
+make_venv
+install_project
+build_bundle
+link_cli
+say "done"
