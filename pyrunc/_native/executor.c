@@ -1063,6 +1063,40 @@ static void op_seccomp(struct px_state *st, const struct px_step *s)
 		fail(st, "seccomp", "load seccomp filter");
 }
 
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/*
+ * Close every fd past the preserved ones but those the remaining steps
+ * need (and those close-on-exec), so no runtime fd reaches the container
+ * (CVE-2024-21626). Closing now, not at execve, also drops fds such as
+ * the state lock while the process waits on the exec fifo.
+ */
+static void op_close_fds(struct px_state *st, const struct px_step *s)
+{
+	unsigned int first = (unsigned int)s->a[0].i;
+	int keep[4] = { st->sync_fd, (int)s->a[1].i, st->root_fd,
+			st->console_fd };
+	unsigned int from = first;
+	int i;
+
+	qsort(keep, 4, sizeof(int), cmp_int);
+	for (i = 0; i < 4; i++) {
+		if (keep[i] < 0 || (unsigned int)keep[i] < from)
+			continue;
+		if ((unsigned int)keep[i] > from &&
+		    syscall(SYS_close_range, from, keep[i] - 1, 0) < 0)
+			fail(st, "close_range", "close runtime fds");
+		from = (unsigned int)keep[i] + 1;
+	}
+	if (syscall(SYS_close_range, from, ~0U, 0) < 0)
+		fail(st, "close_range", "close runtime fds");
+	if (syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		fail(st, "close_range", "mark fds close-on-exec");
+}
+
 static void run_step(struct px_state *st, const struct px_step *s)
 {
 	switch (s->op) {
@@ -1177,13 +1211,7 @@ static void run_step(struct px_state *st, const struct px_step *s)
 			fail(st, "setsid", "create session");
 		break;
 	case PX_CLOSE_FDS:
-		/*
-		 * Mark every fd past the preserved ones close-on-exec, so no
-		 * runtime fd reaches the container (CVE-2024-21626).
-		 */
-		if (syscall(SYS_close_range, (unsigned int)s->a[0].i, ~0U,
-			    CLOSE_RANGE_CLOEXEC) < 0)
-			fail(st, "close_range", "mark fds close-on-exec");
+		op_close_fds(st, s);
 		break;
 	case PX_HOOK:
 		op_hook(st, s);

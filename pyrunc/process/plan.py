@@ -416,7 +416,7 @@ def process_steps(spec, opts, L):
 
     env = container_env(spec, opts)
     steps.append((L.OP_LOOKUP, b(process.args[0]), env))
-    steps.append((L.OP_CLOSE_FDS, 3 + opts.preserve_fds))
+    steps.append((L.OP_CLOSE_FDS, 3 + opts.preserve_fds, opts.fifo_fd))
 
     last = caps.last_cap()
     user = process.user
