@@ -62,6 +62,9 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
                     linux_devices=linux.devices if linux else None)
         fifo = store.fifo_path(cid)
         os.mkfifo(fifo, 0o622)
+        # The umask must not narrow it: a non-root container process
+        # opens the fifo for writing after it switched user.
+        os.chmod(fifo, 0o622)
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         fds.append(fifo_fd)
         if console_socket:

@@ -308,8 +308,11 @@ def cgroup_mount_steps(mount, flags, where, opts, L):
                   b"mode=755", L.MNT_MKDIR, None, 0, 0))
     seen = set()
     # runc shows a hybrid host's unified hierarchy only through cgroup2
-    # mounts, not in the v1 tmpfs.
-    for host_dir in sorted(v1.values()):
+    # mounts, not in the v1 tmpfs; it binds the rest in the host's order.
+    order = hierarchy_order()
+    dirs = sorted(v1.values(), key=lambda d: order.get(hierarchy_name(d),
+                                                      len(order)))
+    for host_dir in dirs:
         name = hierarchy_name(host_dir)
         if name is None or name in seen:
             continue
@@ -320,11 +323,21 @@ def cgroup_mount_steps(mount, flags, where, opts, L):
     for link in ("cpu", "cpuacct"):
         if link not in seen and "cpu,cpuacct" in seen:
             steps.append((L.OP_SYMLINK, b"cpu,cpuacct", b(f"{dst}/{link}")))
-    if ro:
-        steps.append((L.OP_MOUNT, None, b(dst), None,
-                      base | mo.MS_REMOUNT | mo.MS_RDONLY, b"mode=755",
-                      0, None, 0, 0))
+    # Like runc, the tmpfs itself stays writable; only the binds are ro.
     return steps
+
+
+def hierarchy_order():
+    """Cgroup hierarchy names in the order the host mounted them."""
+    order = {}
+    prefix = SYSFS_MAGIC_DIR + "/"
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            fields = line.split()
+            point = os.fsdecode(fields[4])
+            if point.startswith(prefix):
+                order.setdefault(point[len(prefix):], len(order))
+    return order
 
 
 def hierarchy_name(host_dir):
@@ -384,10 +397,11 @@ def finish_rootfs_steps(spec, L):
         for key, value in linux.sysctl.items():
             path = "/proc/sys/" + key.replace(".", "/")
             steps.append((L.OP_WRITE_PROC, b(path), b(value), 0))
-        for path in linux.masked_paths:
-            steps.append((L.OP_MASK, b(path)))
+        # runc makes paths read-only before it masks others.
         for path in linux.readonly_paths:
             steps.append((L.OP_READONLY, b(path)))
+        for path in linux.masked_paths:
+            steps.append((L.OP_MASK, b(path)))
     if spec.root.readonly:
         steps.append((L.OP_REMOUNT_ROOT_RO,))
     return steps

@@ -1,0 +1,142 @@
+"""What a process sees inside the container: pyrunc against runc.
+
+Each test runs the same probe on the same bundle through both runtimes
+and compares the output, so any difference from runc shows up as a diff.
+"""
+
+import re
+
+import pytest
+
+from helpers import unique_id
+
+pytestmark = [pytest.mark.root, pytest.mark.runc]
+
+PROBE = r"""
+echo "ids: $(id)"
+echo "hostname: $(hostname)"
+echo "cwd: $(pwd)"
+echo "umask: $(umask)"
+grep -E '^(Cap|NoNewPrivs|Groups|Seccomp:)' /proc/self/status
+set -- $(cat /proc/self/stat)
+echo "sid-is-pid: $([ "$6" = "$1" ] && echo yes || echo no)"
+echo "pgrp-is-pid: $([ "$5" = "$1" ] && echo yes || echo no)"
+echo "pid: $$"
+ls /proc/self/fd | sort -n | tr '\n' ' '; echo
+ulimit -a
+env | grep -v '^PWD=' | grep -v '^SHLVL=' | sort
+ls -ln /dev | awk '{print $1, $3, $4, $5, $6, $NF}' | sed 1d
+"""
+
+MOUNT_PROBE = "cat /proc/self/mountinfo"
+
+
+def run_both(bundle, pyrunc_cmd, runc_cmd, *args):
+    """Run args in the bundle with each runtime; return both results."""
+    bundle.set_args(*args)
+    results = {}
+    for rt in (runc_cmd, pyrunc_cmd):
+        proc = rt.run(bundle, unique_id())
+        results[rt.name] = proc
+    return results["pyrunc"], results["runc"]
+
+
+def normalize_mounts(text):
+    """mountinfo without ids and device numbers, which differ per run."""
+    lines = []
+    for line in text.splitlines():
+        fields = line.split()
+        sep = fields.index("-")
+        root, point, opts = fields[3], fields[4], fields[5]
+        fstype, source, sopts = fields[sep + 1], fields[sep + 2], \
+            fields[sep + 3]
+        lines.append(" ".join([root, point, opts, fstype, source, sopts]))
+    return lines
+
+
+class TestInside:
+    def test_probe_matches_runc(self, bundle, pyrunc_cmd, runc_cmd):
+        mine, theirs = run_both(bundle, pyrunc_cmd, runc_cmd,
+                                "sh", "-c", PROBE)
+        assert theirs.returncode == 0, theirs.stderr
+        assert mine.returncode == 0, mine.stderr
+        assert mine.stdout.splitlines() == theirs.stdout.splitlines()
+
+    def test_mountinfo_matches_runc(self, bundle, pyrunc_cmd, runc_cmd):
+        mine, theirs = run_both(bundle, pyrunc_cmd, runc_cmd,
+                                "sh", "-c", MOUNT_PROBE)
+        assert mine.returncode == 0, mine.stderr
+        assert normalize_mounts(mine.stdout) == \
+            normalize_mounts(theirs.stdout)
+
+    def test_user_groups_rlimits_match_runc(self, bundle, pyrunc_cmd,
+                                            runc_cmd):
+        process = bundle.config["process"]
+        process["user"] = {"uid": 1000, "gid": 1000,
+                           "additionalGids": [10, 20], "umask": 0o027}
+        process["cwd"] = "/tmp/work/dir"
+        process["rlimits"] = [
+            {"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024},
+            {"type": "RLIMIT_NPROC", "soft": 100, "hard": 200},
+        ]
+        process["env"].append("FOO=bar baz")
+        bundle.config["hostname"] = "probe-host"
+        mine, theirs = run_both(bundle, pyrunc_cmd, runc_cmd,
+                                "sh", "-c", PROBE)
+        assert theirs.returncode == 0, theirs.stderr
+        assert mine.returncode == 0, mine.stderr
+        assert mine.stdout.splitlines() == theirs.stdout.splitlines()
+
+    def test_capabilities_match_runc(self, bundle, pyrunc_cmd, runc_cmd):
+        caps = ["CAP_CHOWN", "CAP_NET_RAW", "CAP_SYS_ADMIN", "CAP_KILL"]
+        bundle.config["process"]["capabilities"] = {
+            "bounding": caps, "effective": caps, "permitted": caps,
+            "inheritable": caps[:2], "ambient": caps[:1]}
+        bundle.config["process"]["noNewPrivileges"] = False
+        mine, theirs = run_both(bundle, pyrunc_cmd, runc_cmd,
+                                "grep", "-E", "^(Cap|NoNewPrivs)",
+                                "/proc/self/status")
+        assert mine.returncode == 0, mine.stderr
+        assert mine.stdout == theirs.stdout
+        assert re.search(r"CapAmb:\s+0*1\b", mine.stdout)
+
+    def test_exit_status_is_mirrored(self, bundle, pyrunc_cmd, runc_cmd):
+        mine, theirs = run_both(bundle, pyrunc_cmd, runc_cmd,
+                                "sh", "-c", "exit 42")
+        assert theirs.returncode == 42
+        assert mine.returncode == 42
+
+    def test_init_ignores_its_own_sigkill(self, bundle, pyrunc_cmd,
+                                          runc_cmd):
+        """The container's pid 1 cannot be killed from inside."""
+        mine, theirs = run_both(bundle, pyrunc_cmd, runc_cmd,
+                                "sh", "-c", "kill -9 $$; echo alive")
+        assert theirs.stdout == "alive\n"
+        assert (mine.returncode, mine.stdout) == \
+            (theirs.returncode, theirs.stdout)
+
+    def test_readonly_rootfs(self, bundle, pyrunc_cmd, runc_cmd):
+        bundle.config["root"]["readonly"] = True
+        mine, theirs = run_both(bundle, pyrunc_cmd, runc_cmd,
+                                "sh", "-c", "touch /x 2>&1; echo $?")
+        assert mine.stdout == theirs.stdout
+        assert mine.stdout.strip().endswith("1")
+
+    def test_masked_and_readonly_paths(self, bundle, pyrunc_cmd, runc_cmd):
+        probe = ("cat /proc/kcore 2>&1 | wc -c; ls /sys/firmware | wc -l;"
+                 " echo 1 > /proc/sys/kernel/ns_last_pid 2>&1; echo $?")
+        mine, theirs = run_both(bundle, pyrunc_cmd, runc_cmd,
+                                "sh", "-c", probe)
+        assert mine.stdout == theirs.stdout
+
+
+class TestMemoryFloor:
+    def test_512k_memory_limit_runs(self, bundle, pyrunc_cmd):
+        """The launcher charges the container almost nothing: crun runs
+        with 512 KiB, runc fails; pyrunc must run."""
+        bundle.config["linux"]["resources"] = {
+            "memory": {"limit": 524288}}
+        bundle.set_args("echo", "it works")
+        proc = pyrunc_cmd.run(bundle, unique_id())
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == "it works\n"
