@@ -39,7 +39,7 @@ def create(store, cid, bundle, *, pid_file=None, console_socket=None,
 def check_terminal(spec, console_socket, detach, console_fd):
     """runc's rules for process.terminal and --console-socket."""
     terminal = spec.process.terminal
-    if terminal and detach and not console_socket and console_fd is None:
+    if terminal and not console_socket and console_fd is None:
         raise ConfigError("cannot allocate tty if runc will detach without "
                           "setting console socket")
     if console_socket and not terminal:

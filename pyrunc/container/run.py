@@ -24,25 +24,67 @@ def run(store, cid, bundle, *, detach=False, keep=False, **create_args):
     from pyrunc.container.create import create
     from pyrunc.container.start import start
 
+    console = None
     if not detach:
-        from pyrunc._native.launcher import set_child_subreaper
+        from pyrunc._native.launcher import set_child_subreaper, socketpair
 
         set_child_subreaper()
-    record = create(store, cid, bundle, detach=detach, **create_args)
+        if not create_args.get("console_socket"):
+            # Used only if the process asks for a terminal.
+            console = socketpair()
+            create_args["console_fd"] = console[1]
     try:
+        record = create(store, cid, bundle, detach=detach, **create_args)
+    finally:
+        if console is not None:
+            os.close(console[1])
+    master = None
+    try:
+        if console is not None and record.terminal:
+            from pyrunc.container.tty import receive_master
+
+            master = receive_master(console[0])
+            console = None
         start(store, cid)
     except BaseException:
+        if master is not None:
+            os.close(master)
         if not keep:
             cleanup(store, cid)
         raise
+    finally:
+        if console is not None:
+            os.close(console[0])
     if detach:
         return 0
     try:
-        status = wait_for(record.pid)
+        if master is not None:
+            from pyrunc.container.tty import relay
+
+            status = relay(master, record.pid, lambda: poll_exit(record.pid))
+        else:
+            status = wait_for(record.pid)
     finally:
         if not keep:
             cleanup(store, cid)
     return status
+
+
+def poll_exit(pid):
+    """The exit status of pid if it has exited, else None."""
+    try:
+        got, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return 0
+    if got != pid:
+        return None
+    return exit_status(status)
+
+
+def exit_status(status):
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status)
+    return 128 + os.WTERMSIG(status)
 
 
 def wait_for(pid):
@@ -57,8 +99,7 @@ def wait_for(pid):
             except ChildProcessError:
                 return 0
             if got == pid:
-                return os.waitstatus_to_exitcode(status) if \
-                    os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+                return exit_status(status)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -1,0 +1,104 @@
+"""The pty of a foreground `run` whose process asked for a terminal.
+
+runc, run in the foreground with process.terminal set and no console
+socket, receives the pty master itself and relays between it and its own
+stdio until the container's process exits. This module does the same.
+"""
+
+import logging
+import os
+import select
+import signal
+
+log = logging.getLogger(__name__)
+
+
+def receive_master(fd):
+    """Take the pty master the container's process sent over fd."""
+    import socket
+
+    sock = socket.socket(fileno=fd)
+    try:
+        _, fds, _, _ = socket.recv_fds(sock, 64, 1)
+    finally:
+        sock.close()
+    if not fds:
+        raise OSError("no pty master received from the container")
+    return fds[0]
+
+
+def copy_winsize(src, dst):
+    import fcntl
+    import termios
+
+    try:
+        size = fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(dst, termios.TIOCSWINSZ, size)
+    except OSError:
+        pass
+
+
+def relay(master, pid, on_exit):
+    """Relay stdin to master and master to stdout until pid exits.
+
+    on_exit() polls the process and returns its exit status or None.
+    Returns that status.
+    """
+    import termios
+    import tty
+
+    stdin = 0
+    saved = None
+    if os.isatty(stdin):
+        saved = termios.tcgetattr(stdin)
+        tty.setraw(stdin)
+        copy_winsize(stdin, master)
+        signal.signal(signal.SIGWINCH,
+                      lambda *_: copy_winsize(stdin, master))
+    poller = select.poll()
+    poller.register(master, select.POLLIN)
+    poller.register(stdin, select.POLLIN)
+    try:
+        while True:
+            status = on_exit()
+            if status is not None:
+                drain(master)
+                return status
+            for fd, event in poller.poll(50):
+                if fd == master:
+                    if not pump(master, 1):
+                        poller.unregister(master)
+                elif event & select.POLLIN:
+                    if not pump(stdin, master):
+                        poller.unregister(stdin)
+                else:
+                    poller.unregister(stdin)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+        os.close(master)
+
+
+def pump(src, dst):
+    """Copy what is ready on src to dst; False once src is done."""
+    try:
+        data = os.read(src, 65536)
+    except OSError:
+        return False
+    if not data:
+        return False
+    view = memoryview(data)
+    while view:
+        written = os.write(dst, view)
+        view = view[written:]
+    return True
+
+
+def drain(master):
+    """Copy what the process wrote just before it exited."""
+    os.set_blocking(master, False)
+    try:
+        while pump(master, 1):
+            pass
+    except BlockingIOError:
+        pass
