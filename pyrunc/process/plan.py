@@ -135,7 +135,8 @@ def build(spec, opts):
         steps.append((L.OP_SET_ROOT, b(rootfs)))
 
     if process is not None and process.terminal:
-        steps.append((L.OP_CONSOLE, opts.console_fd, *console_size(process)))
+        steps.append((L.OP_CONSOLE, opts.console_fd, *console_size(process),
+                      0))
     steps.append((L.OP_SYNC, SYNC_HOOKS))
     for hook in spec.hooks.create_container:
         steps.append(hook_step(hook, "createContainer", L))
@@ -152,7 +153,8 @@ def build(spec, opts):
         steps.append((L.OP_SETDOMAINNAME, b(spec.domainname)))
 
     if process is not None:
-        steps.extend(process_steps(spec, opts, L))
+        steps.extend(process_steps(process, opts, L, rootfs,
+                                   hooks=spec.hooks.start_container))
     return Plan(clone_flags=clone_flags, steps=steps, rootfs=rootfs,
                 new_namespaces=clone_flags)
 
@@ -407,10 +409,35 @@ def finish_rootfs_steps(spec, L):
     return steps
 
 
-def process_steps(spec, opts, L):
+def build_exec(process, joins, opts, rootfs):
+    """The plan of `exec`: join the container, then run process.
+
+    joins lists (type, path) of the container's namespaces in runc's
+    order. Joining the mount namespace makes the container's root the
+    process's root and cwd, so the steps after it resolve inside it.
+    """
+    from pyrunc._native import launcher as L
+
+    steps = []
+    for ns_type, path in joins:
+        if ns_type == "pid":
+            steps.append((L.OP_SETNS, b(path), CLONE_NEWPID))
+            steps.append((L.OP_FORK, 0))
+    steps.append((L.OP_SYNC, SYNC_CGROUP))
+    for ns_type, path in joins:
+        if ns_type != "pid":
+            steps.append((L.OP_SETNS, b(path), NAMESPACE_FLAGS[ns_type]))
+    steps.append((L.OP_SET_ROOT, b"/"))
+    if process.terminal:
+        steps.append((L.OP_CONSOLE, opts.console_fd,
+                      *console_size(process), 1))
+    steps.extend(process_steps(process, opts, L, rootfs, exec_mode=True))
+    return Plan(clone_flags=0, steps=steps, rootfs=rootfs)
+
+
+def process_steps(process, opts, L, rootfs, exec_mode=False, hooks=()):
     """Rlimits, console, credentials, capabilities, then the exec."""
     steps = []
-    process = spec.process
     for index, rl in enumerate(process.rlimits):
         number = RLIMITS.get(rl.type)
         if number is None:
@@ -420,7 +447,8 @@ def process_steps(spec, opts, L):
     cwd = process.cwd or "/"
     if not os.path.isabs(cwd):
         raise SpecError("process.cwd", "must be an absolute path")
-    steps.append((L.OP_CHDIR, b(cwd), 1))
+    if not exec_mode:
+        steps.append((L.OP_CHDIR, b(cwd), 1))
     # The container's process leads its own session, as with runc; with
     # a terminal, that session also takes the pty as its controlling tty.
     if process.terminal:
@@ -428,7 +456,7 @@ def process_steps(spec, opts, L):
     else:
         steps.append((L.OP_SETSID,))
 
-    env = container_env(spec, opts)
+    env = container_env(process, opts, rootfs)
     steps.append((L.OP_LOOKUP, b(process.args[0]), env))
     steps.append((L.OP_CLOSE_FDS, 3 + opts.preserve_fds, opts.fifo_fd))
 
@@ -454,28 +482,28 @@ def process_steps(spec, opts, L):
     steps.append((L.OP_UMASK, umask))
     steps.append((L.OP_CHDIR, b(cwd), 0))
     steps.append((L.OP_READY,))
-    steps.append((L.OP_WAIT_FIFO, opts.fifo_fd))
-    for hook in spec.hooks.start_container:
+    if not exec_mode:
+        steps.append((L.OP_WAIT_FIFO, opts.fifo_fd))
+    for hook in hooks:
         steps.append(hook_step(hook, "startContainer", L))
     argv = [b(a) for a in process.args]
     steps.append((L.OP_EXEC, argv, env))
     return steps
 
 
-def container_env(spec, opts):
+def container_env(process, opts, rootfs):
     """The container's environment as bytes, with HOME filled in."""
-    env = list(spec.process.env) + list(opts.extra_env)
+    env = list(process.env) + list(opts.extra_env)
     names = {item.split("=", 1)[0] for item in env}
     if "HOME" not in names:
-        env.append("HOME=" + home_dir(spec, opts.bundle))
+        env.append("HOME=" + home_dir(process.user.uid, rootfs))
     return [b(item) for item in env]
 
 
-def home_dir(spec, bundle):
+def home_dir(uid, rootfs):
     """HOME from the rootfs's /etc/passwd, as runc sets it; else "/"."""
-    uid = spec.process.user.uid
     try:
-        data = read_in_rootfs(rootfs_path(spec, bundle), "etc/passwd")
+        data = read_in_rootfs(rootfs, "etc/passwd")
     except OSError:
         return "/"
     for line in data.decode(errors="replace").splitlines():

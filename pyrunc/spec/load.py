@@ -962,3 +962,16 @@ def _find_namespace(linux, ns_type):
 
 def _selinux_enabled():
     return os.path.exists("/sys/fs/selinux/enforce")
+
+
+def parse_process(obj):
+    """Parse and check a runtime-spec Process object on its own.
+
+    `exec --process FILE` reads one, as containerd writes it; errors name
+    the field below ``process``.
+    """
+    proc = _parse_process(obj)
+    if proc is None:
+        raise SpecError("process", "must be an object")
+    _check_process(proc)
+    return proc

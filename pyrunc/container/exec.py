@@ -1,0 +1,219 @@
+"""exec: run another process inside a running container."""
+
+import logging
+import os
+
+from pyrunc.errors import InvalidState, PyruncError
+
+log = logging.getLogger(__name__)
+
+# The runtime-spec's namespace types and their names under /proc/pid/ns,
+# in the order runc joins them.
+NS_FILES = (
+    ("ipc", "ipc"), ("uts", "uts"), ("network", "net"), ("pid", "pid"),
+    ("mount", "mnt"), ("cgroup", "cgroup"),
+)
+
+
+def exec_process(store, cid, process, *, detach=False, pid_file=None,
+                 console_socket=None, preserve_fds=0, ignore_paused=False):
+    """Run process (a spec Process) in container cid.
+
+    Detached, return 0 once it runs; in the foreground, wait and return
+    its exit status. Errors are raised; the CLI reports them with exit
+    status 255, as runc does.
+    """
+    with store.lock(cid):
+        record = store.load(cid)
+        status = record.status(store)
+        if status == "stopped":
+            raise InvalidState("cannot exec in a stopped container")
+        if status == "paused" and not ignore_paused:
+            raise InvalidState("cannot exec in a paused container (use "
+                               "--ignore-paused to override)")
+        pid, master = launch_exec(record, process, detach=detach,
+                                  console_socket=console_socket,
+                                  preserve_fds=preserve_fds)
+    if pid_file:
+        from pyrunc.container.create import write_pid_file
+
+        write_pid_file(pid_file, pid)
+    if detach:
+        return 0
+    from pyrunc.container.run import poll_exit, wait_for
+
+    if master is not None:
+        from pyrunc.container.tty import relay
+
+        return relay(master, pid, lambda: poll_exit(pid))
+    return wait_for(pid)
+
+
+def namespace_joins(record):
+    """(type, /proc/<pid>/ns/<name>) for each namespace of the container."""
+    linux = record.config.get("linux") or {}
+    wanted = {ns.get("type") for ns in linux.get("namespaces") or ()}
+    return [(kind, f"/proc/{record.pid}/ns/{name}")
+            for kind, name in NS_FILES if kind in wanted]
+
+
+def launch_exec(record, process, *, detach, console_socket, preserve_fds):
+    """Clone the exec'd process; return (pid, pty master or None)."""
+    from pyrunc._native.launcher import set_child_subreaper, socketpair
+    from pyrunc.cgroups import manager_from_dict
+    from pyrunc.container.create import connect_console, listen_fds
+    from pyrunc.process import plan as planner
+    from pyrunc.process.launch import launch
+
+    if process.terminal and detach and not console_socket:
+        raise PyruncError("cannot allocate tty if runc will detach without "
+                          "setting console socket")
+    if not detach:
+        # A joined pid namespace means the process is our grandchild.
+        set_child_subreaper()
+    console = None
+    fds = []
+    if process.terminal:
+        if console_socket:
+            fds.append(connect_console(console_socket))
+        else:
+            console = socketpair()
+            fds.append(console[1])
+    extra_env, preserve_fds = listen_fds(preserve_fds)
+    opts = planner.Options(
+        cid=record.id, bundle=record.bundle,
+        console_fd=fds[0] if fds else -1, preserve_fds=preserve_fds,
+        extra_env=extra_env)
+    plan = planner.build_exec(process, namespace_joins(record), opts,
+                              f"/proc/{record.pid}/root")
+    manager = manager_from_dict(record.cgroup) if record.cgroup else None
+
+    def on_sync(tag, pid):
+        if tag == planner.SYNC_CGROUP and manager is not None:
+            manager.apply(pid)
+        return b""
+
+    try:
+        pid = launch(plan, on_sync)
+    except PyruncError as err:
+        if console is not None:
+            os.close(console[0])
+        raise PyruncError(
+            f"unable to start container process: {err}") from err
+    finally:
+        for fd in fds:
+            os.close(fd)
+    master = None
+    if console is not None:
+        from pyrunc.container.tty import receive_master
+
+        master = receive_master(console[0])
+    return pid, master
+
+
+def process_from_file(path):
+    """Read a runtime-spec Process JSON (`exec --process`)."""
+    import json
+
+    from pyrunc.errors import SpecError
+    from pyrunc.spec.load import parse_process
+
+    try:
+        if path == "-":
+            import sys
+
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
+        obj = json.loads(data)
+    except OSError as err:
+        raise PyruncError(f"--process {path}: {err.strerror}") from None
+    except ValueError as err:
+        raise SpecError("process", f"invalid JSON: {err}") from None
+    return parse_process(obj)
+
+
+def process_from_args(record, args, *, tty=False, cwd=None, env=(),
+                      user=None, additional_gids=(), caps=(),
+                      no_new_privs=False, apparmor=None, label=None):
+    """The container's own process, changed as runc's exec flags say."""
+    from pyrunc.spec.load import parse_process
+
+    base = dict(record.config.get("process") or {})
+    if not args:
+        raise PyruncError("exec args cannot be empty")
+    base["args"] = list(args)
+    base["terminal"] = bool(tty)
+    base.pop("consoleSize", None)
+    if cwd:
+        base["cwd"] = cwd
+    base["env"] = list(base.get("env") or []) + list(env)
+    if user:
+        base["user"] = parse_user(user, base.get("user") or {},
+                                  f"/proc/{record.pid}/root")
+    if additional_gids:
+        u = dict(base.get("user") or {})
+        u["additionalGids"] = list(u.get("additionalGids") or []) + \
+            [int(g) for g in additional_gids]
+        base["user"] = u
+    if caps:
+        c = dict(base.get("capabilities") or {})
+        for name in ("bounding", "effective", "permitted"):
+            c[name] = list(c.get(name) or []) + list(caps)
+        base["capabilities"] = c
+    if no_new_privs:
+        base["noNewPrivileges"] = True
+    if apparmor:
+        base["apparmorProfile"] = apparmor
+    if label:
+        base["selinuxLabel"] = label
+    return parse_process(base)
+
+
+def parse_user(text, current, root):
+    """`-u uid[:gid]` or `name[:group]`, names from the container."""
+    name, _, group = text.partition(":")
+    user = dict(current)
+    user.pop("additionalGids", None)
+    uid, gid = lookup_user(name, root)
+    user["uid"] = uid
+    user["gid"] = gid if gid is not None else 0
+    if group:
+        user["gid"] = lookup_group(group, root)
+    return user
+
+
+def lookup_user(name, root):
+    if name.isdigit():
+        uid = int(name)
+        for fields in read_db(root, "etc/passwd"):
+            if len(fields) >= 4 and fields[2] == name:
+                return uid, int(fields[3])
+        return uid, None
+    for fields in read_db(root, "etc/passwd"):
+        if len(fields) >= 4 and fields[0] == name:
+            return int(fields[2]), int(fields[3])
+    raise PyruncError(f"unable to find user {name}: no matching entries "
+                      "in passwd file")
+
+
+def lookup_group(name, root):
+    if name.isdigit():
+        return int(name)
+    for fields in read_db(root, "etc/group"):
+        if len(fields) >= 3 and fields[0] == name:
+            return int(fields[2])
+    raise PyruncError(f"unable to find group {name}: no matching entries "
+                      "in group file")
+
+
+def read_db(root, relpath):
+    from pyrunc.process.plan import read_in_rootfs
+
+    try:
+        data = read_in_rootfs(root, relpath)
+    except OSError:
+        return []
+    return [line.split(":") for line in data.decode(errors="replace")
+            .splitlines() if line and not line.startswith("#")]
