@@ -22,7 +22,7 @@ class ContainerExists(PyruncError):
     """A container with that id already exists."""
 
     def __init__(self, cid):
-        super().__init__(f"container with id exists: {cid}")
+        super().__init__("container with given ID already exists")
         self.id = cid
 
 
@@ -30,7 +30,7 @@ class InvalidId(PyruncError):
     """The container id has characters runc refuses."""
 
     def __init__(self, cid):
-        super().__init__(f"invalid container id format: {cid}")
+        super().__init__("invalid container ID format")
         self.id = cid
 
 

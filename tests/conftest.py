@@ -121,3 +121,30 @@ def no_residue(request):
             "test left residue behind (now cleaned up):\n"
             + res.describe(),
             pytrace=False)
+
+
+class _LogCapture:
+    def __init__(self, capfd):
+        self._capfd = capfd
+        self._seen = ""
+
+    @property
+    def text(self):
+        self._seen += self._capfd.readouterr().err
+        return self._seen
+
+
+@pytest.fixture
+def pyrunc_logs(capfd):
+    """What pyrunc logged (at debug level and up) during the test.
+
+    pyrunc's modules log through pyrunc.log, not the logging module, so
+    pytest's caplog does not see them; this reads them off stderr.
+    """
+    from pyrunc import log
+
+    log.setup(None, "text", debug=True)
+    try:
+        yield _LogCapture(capfd)
+    finally:
+        log.reset()

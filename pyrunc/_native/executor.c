@@ -1257,6 +1257,15 @@ static void run_step(struct px_state *st, const struct px_step *s)
 			    s->a[0].s) < 0 && errno != ENOSYS)
 			fail(st, "keyctl", "join session keyring");
 		break;
+	case PX_CHROOT:
+		/* No mount namespace: the best we can do is chroot. */
+		if (fchdir(st->root_fd) < 0)
+			fail(st, "fchdir", "enter rootfs");
+		if (chroot(".") < 0)
+			fail(st, "chroot", "chroot into rootfs");
+		if (chdir("/") < 0)
+			fail(st, "chdir", "chdir to new root");
+		break;
 	default:
 		errno = EINVAL;
 		fail(st, "plan", "unknown step %d", s->op);

@@ -52,6 +52,7 @@ enum px_op {
 	PX_EXEC,
 	PX_BIND_DEV,
 	PX_KEYRING,
+	PX_CHROOT,
 	PX_OP_MAX
 };
 

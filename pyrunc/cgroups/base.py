@@ -1,12 +1,12 @@
 """The Manager protocol shared by the v1 (and hybrid) and v2 drivers."""
 
-import logging
+from pyrunc import log as _log
 import os
 
 from pyrunc.cgroups import fsutil
 from pyrunc.errors import CgroupError
 
-log = logging.getLogger(__name__)
+log = _log.get_logger(__name__)
 
 # signal.SIGKILL without importing the signal module (and enum) on the
 # hot path of every command.

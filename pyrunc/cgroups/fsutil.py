@@ -7,13 +7,13 @@ CgroupError that names the spec field.
 """
 
 import errno
-import logging
+from pyrunc import log as _log
 import os
 import time
 
 from pyrunc.errors import CgroupError
 
-log = logging.getLogger(__name__)
+log = _log.get_logger(__name__)
 
 PROCS = "cgroup.procs"
 

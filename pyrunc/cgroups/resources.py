@@ -5,12 +5,12 @@ attributes (or a dict with those keys) works, so tests can use
 SimpleNamespace. Zero means "not set", as in runc's configs.Resources.
 """
 
-import logging
+from pyrunc import log as _log
 
 from pyrunc.cgroups import devices
 from pyrunc.errors import ConfigError, NotSupported
 
-log = logging.getLogger(__name__)
+log = _log.get_logger(__name__)
 
 PREFIX = "linux.resources"
 

@@ -6,7 +6,7 @@ runc 1.1.5 does; name=systemd is joined the same way.
 """
 
 import errno
-import logging
+from pyrunc import log as _log
 import os
 import time
 
@@ -16,7 +16,7 @@ from pyrunc.cgroups.devices import Emulator
 from pyrunc.cgroups.detect import HYBRID, UNIFIED, V1
 from pyrunc.errors import CgroupError, ConfigError
 
-log = logging.getLogger(__name__)
+log = _log.get_logger(__name__)
 
 # Hierarchies that only track membership: failures there are not fatal.
 _JOIN_ONLY = ("name=systemd", UNIFIED)

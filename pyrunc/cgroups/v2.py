@@ -1,7 +1,7 @@
 """cgroup v2 (unified) driver, after runc's fs2 package."""
 
 import errno
-import logging
+from pyrunc import log as _log
 import os
 import time
 
@@ -10,7 +10,7 @@ from pyrunc.cgroups import resources as res
 from pyrunc.cgroups.detect import UNIFIED, V2
 from pyrunc.errors import CgroupError, ConfigError
 
-log = logging.getLogger(__name__)
+log = _log.get_logger(__name__)
 
 _DEFAULT_PERIOD = 100000
 

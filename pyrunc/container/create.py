@@ -1,13 +1,13 @@
 """create: set up a container and leave its process blocked before exec."""
 
 import json
-import logging
+from pyrunc import log as _log
 import os
 import time
 
 from pyrunc.errors import ConfigError, PyruncError
 
-log = logging.getLogger(__name__)
+log = _log.get_logger(__name__)
 
 
 def create(store, cid, bundle, *, pid_file=None, console_socket=None,
@@ -83,6 +83,7 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
         def on_sync(tag, pid):
             if tag == planner.SYNC_CGROUP:
                 manager.apply(pid)
+                write_id_maps(pid, plan)
                 record.pid = pid
                 record.pid_start = start_time(pid)
                 write_partial(store, cid, record)
@@ -109,6 +110,21 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def write_id_maps(pid, plan):
+    """Map the new user namespace's ids; the child waits for this."""
+    for name, text in (("uid_map", plan.uid_map), ("gid_map", plan.gid_map)):
+        if not text:
+            continue
+        try:
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(text)
+        except OSError as err:
+            field = "linux.uidMappings" if name == "uid_map" else \
+                "linux.gidMappings"
+            raise ConfigError(f"{field}: write /proc/{pid}/{name}: "
+                              f"{err.strerror}") from None
 
 
 def new_record(store, cid, bundle, spec, plan, manager):

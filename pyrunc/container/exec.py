@@ -1,16 +1,16 @@
 """exec: run another process inside a running container."""
 
-import logging
+from pyrunc import log as _log
 import os
 
 from pyrunc.errors import InvalidState, PyruncError
 
-log = logging.getLogger(__name__)
+log = _log.get_logger(__name__)
 
 # The runtime-spec's namespace types and their names under /proc/pid/ns,
 # in the order runc joins them.
 NS_FILES = (
-    ("ipc", "ipc"), ("uts", "uts"), ("network", "net"), ("pid", "pid"),
+    ("user", "user"), ("ipc", "ipc"), ("uts", "uts"), ("network", "net"), ("pid", "pid"),
     ("mount", "mnt"), ("cgroup", "cgroup"),
 )
 

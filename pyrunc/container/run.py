@@ -1,10 +1,10 @@
 """run: create and start a container; in the foreground, wait for it."""
 
-import logging
+from pyrunc import log as _log
 import os
 import signal
 
-log = logging.getLogger(__name__)
+log = _log.get_logger(__name__)
 
 # Signals a foreground `run` passes on to the container, as runc does.
 FORWARDED = (

@@ -5,12 +5,12 @@ socket, receives the pty master itself and relays between it and its own
 stdio until the container's process exits. This module does the same.
 """
 
-import logging
+from pyrunc import log as _log
 import os
 import select
 import signal
 
-log = logging.getLogger(__name__)
+log = _log.get_logger(__name__)
 
 
 def receive_master(fd):

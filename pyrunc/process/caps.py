@@ -1,8 +1,8 @@
 """Capability names and numbers, as in linux/capability.h."""
 
-import logging
+from pyrunc import log as _log
 
-log = logging.getLogger(__name__)
+log = _log.get_logger(__name__)
 
 NAMES = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER",

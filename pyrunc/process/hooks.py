@@ -6,11 +6,11 @@ the container and are carried out by the compiled executor instead.
 """
 
 import json
-import logging
+from pyrunc import log as _log
 
 from pyrunc.errors import HookError
 
-log = logging.getLogger(__name__)
+log = _log.get_logger(__name__)
 
 
 def run_hooks(hooks, state, phase):

@@ -6,14 +6,14 @@ an error. A failure is raised once, as one clear error, after the child
 is killed and reaped.
 """
 
-import logging
+from pyrunc import log as _log
 import os
 import signal
 import struct
 
 from pyrunc.errors import ChildError, PyruncError
 
-log = logging.getLogger(__name__)
+log = _log.get_logger(__name__)
 
 
 class ChildGone(PyruncError):

@@ -7,7 +7,7 @@ capabilities) is decided here, in Python, where it can be unit-tested
 without root; the compiled executor only carries it out.
 """
 
-import logging
+from pyrunc import log as _log
 import os
 import stat
 import struct
@@ -17,7 +17,7 @@ from pyrunc.errors import ConfigError, SpecError
 from pyrunc.process import caps
 from pyrunc.spec import mountopts as mo
 
-log = logging.getLogger(__name__)
+log = _log.get_logger(__name__)
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -88,6 +88,8 @@ class Plan:
     steps: list
     rootfs: str
     new_namespaces: int = 0
+    uid_map: str = ""
+    gid_map: str = ""
 
 
 def b(text):
@@ -104,6 +106,12 @@ def build(spec, opts):
     linux = spec.linux
     process = spec.process
     clone_flags, joins = namespace_plan(linux)
+    joins_user = any(t == "user" for t, _ in joins)
+    new_flags = clone_flags
+    if joins_user:
+        # Namespaces made by clone() would belong to our user namespace,
+        # not the joined one: make them after the setns instead.
+        clone_flags = 0
 
     # Joining a pid namespace only affects children: fork once more so
     # that the container process itself is inside it.
@@ -111,10 +119,21 @@ def build(spec, opts):
         if ns_type == "pid":
             steps.append((L.OP_SETNS, b(path), CLONE_NEWPID))
             steps.append((L.OP_FORK, 0))
+    # The parent joins the cgroup and writes the id maps here.
     steps.append((L.OP_SYNC, SYNC_CGROUP))
     for ns_type, path in joins:
         if ns_type != "pid":
             steps.append((L.OP_SETNS, b(path), NAMESPACE_FLAGS[ns_type]))
+    if joins_user:
+        rest = new_flags & ~(CLONE_NEWPID | CLONE_NEWCGROUP)
+        if rest:
+            steps.append((L.OP_UNSHARE, rest))
+        if new_flags & CLONE_NEWPID:
+            steps.append((L.OP_UNSHARE, CLONE_NEWPID))
+            steps.append((L.OP_FORK, 0))
+        clone_flags = new_flags & CLONE_NEWCGROUP
+    if new_flags & CLONE_NEWUSER or joins_user:
+        steps.extend(become_ns_root(linux, L))
     # A new cgroup namespace must be made after joining the cgroup, so
     # that its root is the container's cgroup.
     if clone_flags & CLONE_NEWCGROUP:
@@ -126,10 +145,11 @@ def build(spec, opts):
         steps.append((L.OP_WRITE_PROC, b"/proc/self/oom_score_adj",
                       b(str(process.oom_score_adj)), 1))
 
-    has_mntns = bool(clone_flags & CLONE_NEWNS) or any(
+    has_mntns = bool(new_flags & CLONE_NEWNS) or any(
         t == "mount" for t, _ in joins)
+    userns = bool(new_flags & CLONE_NEWUSER) or joins_user
     if has_mntns:
-        steps.extend(rootfs_steps(spec, opts, rootfs, L))
+        steps.extend(rootfs_steps(spec, opts, rootfs, L, userns))
     else:
         log.warning("no mount namespace: the rootfs is used as it is")
         steps.append((L.OP_SET_ROOT, b(rootfs)))
@@ -147,6 +167,8 @@ def build(spec, opts):
         else:
             steps.append((L.OP_PIVOT_ROOT,))
         steps.extend(finish_rootfs_steps(spec, L))
+    else:
+        steps.append((L.OP_CHROOT,))
     if spec.hostname:
         steps.append((L.OP_SETHOSTNAME, b(spec.hostname)))
     if spec.domainname:
@@ -156,7 +178,35 @@ def build(spec, opts):
         steps.extend(process_steps(process, opts, L, rootfs,
                                    hooks=spec.hooks.start_container))
     return Plan(clone_flags=clone_flags, steps=steps, rootfs=rootfs,
-                new_namespaces=clone_flags)
+                new_namespaces=new_flags,
+                uid_map=id_map(linux.uid_mappings) if linux else "",
+                gid_map=id_map(linux.gid_mappings) if linux else "")
+
+
+def id_map(mappings):
+    """The text of /proc/pid/uid_map (or gid_map) for the mappings."""
+    return "".join(f"{m.container_id} {m.host_id} {m.size}\n"
+                   for m in mappings)
+
+
+def is_mapped(mappings, ident):
+    return any(m.container_id <= ident < m.container_id + m.size
+               for m in mappings)
+
+
+def become_ns_root(linux, L):
+    """Take the user namespace's root ids, as runc does after mapping.
+
+    Files the runtime creates then belong to the container's root, and
+    the capabilities the namespace grants its creator are kept.
+    """
+    if linux is None:
+        return []
+    if linux.uid_mappings and not is_mapped(linux.uid_mappings, 0):
+        return []
+    if linux.gid_mappings and not is_mapped(linux.gid_mappings, 0):
+        return []
+    return [(L.OP_SET_USER, 0, 0, b"", 0)]
 
 
 def rootfs_path(spec, bundle):
@@ -183,7 +233,7 @@ def namespace_plan(linux):
         if bit is None:
             raise SpecError(f"linux.namespaces[{index}].type",
                             f"unknown namespace type {ns.type!r}")
-        if ns.type in ("user", "time"):
+        if ns.type == "time":
             raise ConfigError(
                 f"linux.namespaces[{index}]: {ns.type} namespaces are not "
                 "supported yet")
@@ -191,8 +241,8 @@ def namespace_plan(linux):
             joins.append((ns.type, ns.path))
         else:
             flags |= bit
-    # runc joins namespaces in this order; user would come first.
-    order = ("ipc", "uts", "network", "pid", "mount", "cgroup")
+    # runc joins namespaces in this order.
+    order = ("user", "ipc", "uts", "network", "pid", "mount", "cgroup")
     joins.sort(key=lambda item: order.index(item[0]))
     return flags, joins
 
@@ -211,7 +261,7 @@ def hook_step(hook, phase, L):
             b(phase))
 
 
-def rootfs_steps(spec, opts, rootfs, L):
+def rootfs_steps(spec, opts, rootfs, L, userns=False):
     """Propagation, the rootfs bind, config mounts, devices."""
     steps = []
     linux = spec.linux
@@ -245,7 +295,7 @@ def rootfs_steps(spec, opts, rootfs, L):
         steps.extend(mount_steps(mount, flags, is_bind, where, opts, L))
 
     if not dev_is_bind:
-        steps.extend(device_steps(linux, L))
+        steps.extend(device_steps(linux, L, userns))
     return steps
 
 
@@ -350,7 +400,7 @@ def hierarchy_name(host_dir):
     return host_dir[len(prefix):].split("/", 1)[0]
 
 
-def device_steps(linux, L):
+def device_steps(linux, L, userns=False):
     steps = []
     wanted = {}
     for path, major, minor in DEFAULT_DEVICES:
@@ -371,7 +421,11 @@ def device_steps(linux, L):
         rdev = os.makedev(dev.major or 0, dev.minor or 0)
         wanted[dev.path] = (mode, rdev, dev.uid or 0, dev.gid or 0)
     for path, (mode, rdev, uid, gid) in wanted.items():
-        steps.append((L.OP_MKNOD, b(path), mode, rdev, uid, gid))
+        if userns:
+            # mknod is not allowed in a user namespace: bind the host's.
+            steps.append((L.OP_BIND_DEV, b(path), b(path)))
+        else:
+            steps.append((L.OP_MKNOD, b(path), mode, rdev, uid, gid))
     links = [("/proc/self/fd", "/dev/fd"),
              ("/proc/self/fd/0", "/dev/stdin"),
              ("/proc/self/fd/1", "/dev/stdout"),

@@ -11,14 +11,14 @@ SpecError with the JSON path of the offending value, for example
 """
 
 import json
-import logging
+from pyrunc import log as _log
 import os
 import stat
 
 from pyrunc.errors import SpecError
 from pyrunc.spec import model
 
-log = logging.getLogger(__name__)
+log = _log.get_logger(__name__)
 
 # Bounds of the Go integer types runc decodes each field into.
 U16 = (0, (1 << 16) - 1)

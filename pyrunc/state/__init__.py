@@ -1,0 +1,1 @@
+"""Container state: the on-disk store, /proc checks and Go-style JSON."""

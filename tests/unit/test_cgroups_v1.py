@@ -233,10 +233,10 @@ class TestSetMemory:
         with pytest.raises(ConfigError, match="valid range is 0-100"):
             made.set(resources(memory=memory(swappiness=101)))
 
-    def test_kernel_memory_ignored_with_warning(self, fake, made, caplog):
-        with caplog.at_level(logging.WARNING):
-            made.set(resources(memory=memory(kernel=1 << 30)))
-        assert "kernel memory settings are ignored" in caplog.text
+    def test_kernel_memory_ignored_with_warning(self, fake, made,
+                                                pyrunc_logs):
+        made.set(resources(memory=memory(kernel=1 << 30)))
+        assert "kernel memory settings are ignored" in pyrunc_logs.text
         assert fake.written("memory") == []
 
 

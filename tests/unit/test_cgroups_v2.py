@@ -222,11 +222,10 @@ class TestSetCpuPids:
             "cpuset.cpus",
         ]
 
-    def test_devices_skipped(self, fake, made, caplog):
-        with caplog.at_level(logging.DEBUG, logger="pyrunc.cgroups.v2"):
-            made.set(resources())
+    def test_devices_skipped(self, fake, made, pyrunc_logs):
+        made.set(resources())
         assert writes_of(fake, made) == []
-        assert "skipping 12 device rules" in caplog.text
+        assert "skipping 12 device rules" in pyrunc_logs.text
 
     def test_unified(self, fake, made):
         made.set(resources(unified={"memory.high": "1000"}))

@@ -3,7 +3,7 @@
 import pytest
 
 from pyrunc._native import launcher as L
-from pyrunc.errors import ConfigError, PyruncError
+from pyrunc.errors import ConfigError, PyruncError  # noqa: F401
 from pyrunc.process import plan as P
 from pyrunc.spec.load import parse_spec
 
@@ -59,14 +59,24 @@ class TestNamespaces:
         assert sync < unshare
         assert not plan.clone_flags & P.CLONE_NEWCGROUP
 
-    def test_user_namespace_is_refused_clearly(self, tmp_path):
-        linux = {"namespaces": [{"type": "user"}],
+    def test_user_namespace_maps_and_binds_devices(self, tmp_path):
+        linux = {"namespaces": [{"type": "user"}, {"type": "mount"}],
                  "uidMappings": [{"containerID": 0, "hostID": 1000,
-                                  "size": 1}],
+                                  "size": 10}],
                  "gidMappings": [{"containerID": 0, "hostID": 1000,
-                                  "size": 1}]}
-        with pytest.raises(ConfigError, match=r"namespaces\[0\]"):
-            build(tmp_path, linux=linux, hostname=None)
+                                  "size": 10}]}
+        plan = build(tmp_path, linux=linux, hostname=None)
+        assert plan.clone_flags & P.CLONE_NEWUSER
+        assert plan.uid_map == "0 1000 10\n"
+        sync = plan.steps.index((L.OP_SYNC, P.SYNC_CGROUP))
+        assert plan.steps[sync + 1] == (L.OP_SET_USER, 0, 0, b"", 0)
+        seq = ops(plan)
+        assert L.OP_BIND_DEV in seq and L.OP_MKNOD not in seq
+
+    def test_no_mount_namespace_chroots(self, tmp_path):
+        linux = {"namespaces": [{"type": "pid"}]}
+        seq = ops(build(tmp_path, linux=linux, hostname=None))
+        assert L.OP_CHROOT in seq and L.OP_PIVOT_ROOT not in seq
 
 
 class TestRootfs:
@@ -140,13 +150,13 @@ class TestProcess:
         caps = [s for s in plan.steps if s[0] == L.OP_CAPS_APPLY][0]
         assert caps[1] == 1 << 5
 
-    def test_unknown_capability_is_skipped(self, tmp_path, caplog):
+    def test_unknown_capability_is_skipped(self, tmp_path, pyrunc_logs):
         process = {"args": ["sh"], "cwd": "/",
                    "capabilities": {"bounding": ["CAP_NOPE", "CAP_KILL"]}}
         plan = build(tmp_path, process=process)
         bounding = [s for s in plan.steps if s[0] == L.OP_CAPS_BOUNDING][0]
         assert bounding[1] == 1 << 5
-        assert "CAP_NOPE" in caplog.text
+        assert "CAP_NOPE" in pyrunc_logs.text
 
     def test_home_comes_from_passwd(self, tmp_path):
         etc = tmp_path / "rootfs" / "etc"

@@ -637,13 +637,13 @@ class TestProcessRules:
 
 
 class TestMountRules:
-    def test_relative_destination_made_absolute(self, caplog):
+    def test_relative_destination_made_absolute(self, pyrunc_logs):
         # runc 1.1.5 warns and mounts relative to the rootfs.
         cfg = base()
         cfg["mounts"][1]["destination"] = "dev"
         spec = parse_spec(cfg)
         assert spec.mounts[1].destination == "/dev"
-        assert "not absolute" in caplog.text
+        assert "not absolute" in pyrunc_logs.text
         assert cfg["mounts"][1]["destination"] == "dev"
 
     def test_empty_destination(self):

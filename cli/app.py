@@ -1,0 +1,176 @@
+"""The click application, built from the table in cli/options.py.
+
+Used for whatever the pre-parser (cli/fastpath.py) declines: help,
+--version, unusual spellings and every usage error. Commands are built
+from the table only when click asks for them, and their callbacks return
+an Invocation instead of acting, so that both parsers feed one dispatch.
+
+Usage errors follow runc rather than click: "Incorrect Usage." and the
+command's help on stdout, the error logged on stderr, exit status 1 (3
+for an unknown command, as urfave/cli does).
+"""
+
+import sys
+
+import click
+
+from pyrunc.cli import options
+from pyrunc.cli.options import COMMANDS, GLOBAL_OPTIONS, PROG, Invocation
+
+_DESCRIPTION = """\
+Open Container Initiative runtime
+
+pyrunc is a command line client for running applications packaged
+according to the Open Container Initiative (OCI) format and is a
+compliant implementation of the Open Container Initiative specification.
+It follows runc's command line, so that container managers can use
+either.
+
+\b
+To start a new instance of a container:
+    # pyrunc run [ -b bundle ] <container-id>
+"""
+
+_CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+class UnknownCommand(click.UsageError):
+    """A command name that is not in the table; exits 3 like runc."""
+
+    exit_code = 3
+
+
+def _click_option(opt):
+    if opt.flag:
+        return click.Option([*opt.names, opt.dest], is_flag=True,
+                            help=opt.help)
+    kind = click.INT if opt.type is int else click.STRING
+    default = opt.default
+    return click.Option([*opt.names, opt.dest], type=kind,
+                        default=default, help=opt.help,
+                        metavar=opt.metavar.upper(),
+                        show_default=default not in (None, "", 0))
+
+
+def _command(cmd):
+    def callback(args, **params):
+        message = options.check_args(cmd, len(args))
+        if message is not None:
+            raise click.UsageError(message)
+        params.update(options.bind_args(cmd, list(args)))
+        ctx = click.get_current_context()
+        return Invocation(cmd.name, dict(ctx.parent.params), params)
+
+    params = [_click_option(opt) for opt in cmd.options]
+    params.append(click.Argument(["args"], nargs=-1,
+                                 metavar=cmd.usage or None))
+    return click.Command(
+        cmd.name, callback=callback, params=params, help=cmd.description
+        or cmd.help, short_help=cmd.help, context_settings=_CONTEXT,
+        no_args_is_help=False)
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are built from the table on demand."""
+
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        cmd = COMMANDS.get(name)
+        if cmd is None:
+            return None
+        return _command(cmd)
+
+    def resolve_command(self, ctx, args):
+        name = args[0]
+        if self.get_command(ctx, name) is None:
+            raise UnknownCommand(f"No help topic for '{name}'", ctx)
+        return super().resolve_command(ctx, args)
+
+
+def _print_version(ctx, param, value):
+    if not value or ctx.resilient_parsing:
+        return
+    from pyrunc.cli.main import version_text
+
+    click.echo(version_text(), nl=False)
+    ctx.exit(0)
+
+
+def _group_callback(**params):
+    ctx = click.get_current_context()
+    if ctx.invoked_subcommand is None:
+        # Global options and no command: runc shows its help, status 0.
+        click.echo(ctx.get_help())
+        ctx.exit(0)
+    return params
+
+
+def build():
+    """Return the click group of pyrunc's whole command line."""
+    params = [_click_option(opt) for opt in GLOBAL_OPTIONS]
+    params.append(click.Option(
+        ["-v", "--version"], is_flag=True, expose_value=False,
+        is_eager=True, callback=_print_version, help="print the version"))
+    return LazyGroup(PROG, callback=_group_callback, params=params,
+                     help=_DESCRIPTION, context_settings=_CONTEXT,
+                     invoke_without_command=True, no_args_is_help=False)
+
+
+def parse(argv):
+    """Return the Invocation for argv, or the exit status to leave with.
+
+    Help and version requests print and return 0; usage errors are
+    reported here, runc's way, and return 1 (3 for an unknown command).
+    """
+    group = build()
+    if not argv:
+        click.echo(group.get_help(click.Context(group, info_name=PROG)))
+        return 0
+    try:
+        result = group.main(args=list(argv), prog_name=PROG,
+                            standalone_mode=False)
+    except click.UsageError as err:
+        _report_usage(err)
+        return err.exit_code if isinstance(err, UnknownCommand) else 1
+    except click.exceptions.Exit as err:
+        return err.exit_code
+    except click.Abort:
+        return 1
+    # An int when click printed help: standalone_mode is off.
+    return result
+
+
+def _report_usage(err):
+    from pyrunc import log
+
+    ctx = err.ctx
+    if ctx is not None:
+        _setup_logging(ctx.find_root().params)
+        if not isinstance(err, UnknownCommand):
+            sys.stdout.write(f"Incorrect Usage: {_runc_wording(err)}\n\n")
+            sys.stdout.write(ctx.get_help() + "\n")
+            sys.stdout.flush()
+    log.report_error(_runc_wording(err))
+
+
+def _runc_wording(err):
+    if isinstance(err, click.NoSuchOption):
+        # Go's flag package names the option with a single dash.
+        name = err.option_name.lstrip("-")
+        return f"flag provided but not defined: -{name}"
+    return err.format_message()
+
+
+def _setup_logging(params):
+    """Honour --log and --log-format for the usage error, if they parsed."""
+    from pyrunc import log
+    from pyrunc.errors import PyruncError
+
+    try:
+        log.setup(params.get("log") or None,
+                  params.get("log_format") or "text",
+                  bool(params.get("debug")))
+    except PyruncError:
+        pass

@@ -1,0 +1,101 @@
+"""A pre-parser for plain command lines that needs no click.
+
+Importing click costs ~25 ms, more than a whole `pyrunc state`. Container
+managers call the runtime with simple, well-formed argv, so this parser
+accepts exactly those forms, reading the same table (cli/options.py) as
+the click application:
+
+    [--global value | --global=value | --flag]... COMMAND
+        ([--opt value | --opt=value | -o value | --flag | -f] | ARG)...
+
+Everything else (help, --version, short option clusters, "--", values
+that start with "-", unknown names, bad integers, a wrong number of
+arguments) returns None and goes to click, which owns the error messages.
+A test runs both parsers over the same argv corpus and compares results.
+"""
+
+from pyrunc.cli.options import COMMANDS, GLOBAL_OPTIONS, Invocation
+from pyrunc.cli.options import bind_args, check_args, global_defaults
+from pyrunc.cli.options import option_defaults
+
+_GLOBALS_BY_NAME = {name: opt for opt in GLOBAL_OPTIONS for name in opt.names}
+
+
+def _by_name(cmd):
+    return {name: opt for opt in cmd.options for name in opt.names}
+
+
+def parse(argv):
+    """Return the Invocation for argv, or None when click must decide."""
+    values = global_defaults()
+    index = _take_options(_GLOBALS_BY_NAME, argv, 0, values, stop=True)
+    if index is None or index >= len(argv):
+        return None
+    cmd = COMMANDS.get(argv[index])
+    if cmd is None:
+        return None
+    params = option_defaults(cmd)
+    positional = []
+    by_name = _by_name(cmd)
+    index += 1
+    while index < len(argv):
+        arg = argv[index]
+        if not arg.startswith("-"):
+            positional.append(arg)
+            index += 1
+            continue
+        index = _take_options(by_name, argv, index, params, stop=False)
+        if index is None:
+            return None
+    if check_args(cmd, len(positional)) is not None:
+        return None
+    params.update(bind_args(cmd, positional))
+    return Invocation(cmd.name, values, params)
+
+
+def _take_options(by_name, argv, index, values, stop):
+    """Consume options from argv[index]; return the next index or None.
+
+    With stop, return at the first argument that is not an option (the
+    command name); without, consume exactly one option.
+    """
+    while index < len(argv):
+        arg = argv[index]
+        if not arg.startswith("-"):
+            return index
+        name, sep, value = arg.partition("=")
+        opt = by_name.get(name)
+        # "-b=x" means the value "=x" to click; leave such oddities to it.
+        if opt is None or (sep and not name.startswith("--")):
+            return None
+        if opt.flag:
+            if sep:
+                return None
+            values[opt.dest] = True
+            index += 1
+        else:
+            if not sep:
+                if index + 1 >= len(argv):
+                    return None
+                value = argv[index + 1]
+                if value.startswith("-"):
+                    return None
+                index += 1
+            converted = _convert(opt, value)
+            if converted is None:
+                return None
+            values[opt.dest] = converted
+            index += 1
+        if not stop:
+            return index
+    return index
+
+
+def _convert(opt, value):
+    if opt.type is int:
+        # Plain decimal only; click's int accepts more (underscores,
+        # signs), and those go to click.
+        if not value.isdigit() or not value.isascii():
+            return None
+        return int(value)
+    return value
