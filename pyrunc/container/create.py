@@ -141,7 +141,10 @@ def run_create_hooks(spec, record, store):
     """prestart and createRuntime hooks, in the runtime's namespaces."""
     from pyrunc.process.hooks import run_hooks
 
-    state = oci_state(record, "creating")
+    # The runtime-tools suite and crun hand these hooks "created";
+    # runc 1.1.5 says "creating". The spec's own example agrees with the
+    # former, and no engine reads it.
+    state = oci_state(record, "created")
     run_hooks(spec.hooks.prestart, state, "prestart")
     run_hooks(spec.hooks.create_runtime, state, "createRuntime")
     # The child hands this to its createContainer/startContainer hooks.

@@ -177,10 +177,29 @@ def build(spec, opts):
     if process is not None:
         steps.extend(process_steps(process, opts, L, rootfs,
                                    hooks=spec.hooks.start_container))
+        if not has_mntns:
+            steps = chroot_after_fifo(steps, L)
     return Plan(clone_flags=clone_flags, steps=steps, rootfs=rootfs,
                 new_namespaces=new_flags,
                 uid_map=id_map(linux.uid_mappings) if linux else "",
                 gid_map=id_map(linux.gid_mappings) if linux else "")
+
+
+def chroot_after_fifo(steps, L):
+    """Reorder a plan for a container without a mount namespace.
+
+    There is no /proc of the container's own then, and the exec fifo is
+    reopened through /proc/self/fd: wait on it before the chroot, and
+    look the executable up after it.
+    """
+    moved = {L.OP_CLOSE_FDS, L.OP_READY, L.OP_WAIT_FIFO, L.OP_LOOKUP}
+    early = [s for s in steps if s[0] in moved and s[0] != L.OP_LOOKUP]
+    lookup = [s for s in steps if s[0] == L.OP_LOOKUP]
+    rest = [s for s in steps if s[0] not in moved]
+    at = next(i for i, s in enumerate(rest) if s[0] == L.OP_CHROOT)
+    rest[at:at] = early
+    rest[-1:-1] = lookup
+    return rest
 
 
 def id_map(mappings):
