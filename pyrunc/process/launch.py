@@ -8,7 +8,9 @@ is killed and reaped.
 
 from pyrunc import log as _log
 import os
-import signal
+# _signal, not signal: the latter wraps its constants in an enum, and
+# importing enum costs the hot path about 3 ms.
+import _signal as signal
 import struct
 
 from pyrunc.errors import ChildError, PyruncError

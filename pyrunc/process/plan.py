@@ -11,7 +11,6 @@ from pyrunc import log as _log
 import os
 import stat
 import struct
-from dataclasses import dataclass, field
 
 from pyrunc.errors import ConfigError, SpecError
 from pyrunc.process import caps
@@ -65,31 +64,43 @@ DEFAULT_DEVICES = (
 SYSFS_MAGIC_DIR = "/sys/fs/cgroup"
 
 
-@dataclass
 class Options:
-    """What the plan needs beyond config.json."""
+    """What the plan needs beyond config.json.
 
-    cid: str
-    bundle: str
-    fifo_fd: int = -1
-    console_fd: int = -1
-    preserve_fds: int = 0
-    no_pivot: bool = False
-    no_new_keyring: bool = False
-    cgroup_paths: dict = field(default_factory=dict)
-    extra_env: list = field(default_factory=list)
+    A plain class: importing dataclasses costs the CLI about 7 ms.
+    """
+
+    __slots__ = ("cid", "bundle", "fifo_fd", "console_fd", "preserve_fds",
+                 "no_pivot", "no_new_keyring", "cgroup_paths", "extra_env")
+
+    def __init__(self, cid, bundle, fifo_fd=-1, console_fd=-1,
+                 preserve_fds=0, no_pivot=False, no_new_keyring=False,
+                 cgroup_paths=None, extra_env=None):
+        self.cid = cid
+        self.bundle = bundle
+        self.fifo_fd = fifo_fd
+        self.console_fd = console_fd
+        self.preserve_fds = preserve_fds
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.cgroup_paths = cgroup_paths or {}
+        self.extra_env = extra_env or []
 
 
-@dataclass
 class Plan:
     """An ordered launch plan; see docs/design.md."""
 
-    clone_flags: int
-    steps: list
-    rootfs: str
-    new_namespaces: int = 0
-    uid_map: str = ""
-    gid_map: str = ""
+    __slots__ = ("clone_flags", "steps", "rootfs", "new_namespaces",
+                 "uid_map", "gid_map")
+
+    def __init__(self, clone_flags, steps, rootfs, new_namespaces=0,
+                 uid_map="", gid_map=""):
+        self.clone_flags = clone_flags
+        self.steps = steps
+        self.rootfs = rootfs
+        self.new_namespaces = new_namespaces
+        self.uid_map = uid_map
+        self.gid_map = gid_map
 
 
 def b(text):
