@@ -1,0 +1,589 @@
+"""CRI requests and image configs -> OCI runtime config.json dicts.
+
+Pure functions over the runtime.v1 protobuf messages, so they can be
+unit-tested without root. The defaults (capabilities, masked and
+read-only paths, mounts) follow containerd's CRI plugin, which is what
+kubelet and critest expect of a runtime.
+"""
+
+import copy
+import os
+import stat
+
+from pyrunc.cri.errors import InvalidArgument
+
+OCI_VERSION = "1.0.2"
+
+# NamespaceMode values of the CRI.
+POD, CONTAINER, NODE, TARGET = 0, 1, 2, 3
+# MountPropagation values of the CRI.
+PROPAGATION = {0: "rprivate", 1: "rslave", 2: "rshared"}
+# SecurityProfile.ProfileType values of the CRI.
+RUNTIME_DEFAULT, UNCONFINED, LOCALHOST = 0, 1, 2
+
+DEFAULT_PATH = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+                "/sbin:/bin")
+
+DEFAULT_CAPS = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER",
+    "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP",
+    "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+]
+
+# In kernel order: the index is the capability's number.
+ALL_CAPS = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
+    "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD",
+    "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+]
+
+DEFAULT_MASKED = [
+    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+    "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+]
+DEFAULT_READONLY = [
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+]
+
+# Syscalls the RuntimeDefault profile refuses with EPERM. This is a
+# deny-list over an allow-by-default filter, smaller than containerd's
+# allow-list: it blocks what can change the host kernel or escape.
+DEFAULT_DENIED_SYSCALLS = [
+    "acct", "add_key", "bpf", "delete_module", "finit_module",
+    "init_module", "kexec_file_load", "kexec_load", "keyctl",
+    "lookup_dcookie", "open_by_handle_at", "perf_event_open",
+    "quotactl", "request_key", "swapoff", "swapon", "userfaultfd",
+    "nfsservctl", "get_kernel_syms", "create_module", "query_module",
+]
+
+PAUSE_SCRIPT = ("trap 'exit 0' TERM INT; "
+                "while :; do sleep 3600 & wait $!; done")
+
+
+def known_caps():
+    """Return the capabilities a container can get here.
+
+    Those the kernel has (cap_last_cap) and our bounding set holds: the
+    runtime inherits our bounding set, and asking it for more fails.
+    """
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            last = int(f.read())
+    except (OSError, ValueError):
+        last = 40
+    bounding = (1 << (last + 1)) - 1
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    bounding = int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return [cap for i, cap in enumerate(ALL_CAPS[:last + 1])
+            if bounding >> i & 1]
+
+
+def base_spec(rootfs, readonly=False):
+    """Return a config.json dict with the mounts every container gets."""
+    return {
+        "ociVersion": OCI_VERSION,
+        "root": {"path": rootfs, "readonly": readonly},
+        "process": {
+            "terminal": False,
+            "user": {"uid": 0, "gid": 0},
+            "args": [],
+            "env": [],
+            "cwd": "/",
+            "capabilities": _caps(DEFAULT_CAPS),
+            "noNewPrivileges": False,
+        },
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755",
+                         "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts",
+             "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance",
+                         "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/mqueue", "type": "mqueue",
+             "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup",
+             "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+        ],
+        "linux": {
+            "namespaces": [{"type": "mount"}],
+            "maskedPaths": list(DEFAULT_MASKED),
+            "readonlyPaths": list(DEFAULT_READONLY),
+            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+        },
+    }
+
+
+def _caps(names):
+    names = list(names)
+    return {"bounding": list(names), "effective": list(names),
+            "permitted": list(names)}
+
+
+# --- the pod sandbox
+
+
+def sandbox_spec(config, sandbox_id, rootfs, files, cgroup_parent,
+                 pause_args=None):
+    """Return the config.json of a pod's pause container.
+
+    config is the CRI PodSandboxConfig; files maps "hostname", "hosts",
+    "resolv.conf" and "shm" (a directory) to paths in the sandbox dir.
+    The pause process holds the pod's network, IPC, UTS and (when the
+    pod shares one) PID namespaces for the containers to join.
+    """
+    spec = base_spec(rootfs, readonly=True)
+    proc = spec["process"]
+    proc["args"] = list(pause_args or ["/bin/sh", "-c", PAUSE_SCRIPT])
+    proc["env"] = [DEFAULT_PATH]
+    ns_opts = _pod_ns_options(config)
+    linux = spec["linux"]
+    if ns_opts.pid != NODE:
+        linux["namespaces"].append({"type": "pid"})
+    if ns_opts.ipc != NODE:
+        linux["namespaces"].append({"type": "ipc"})
+    if ns_opts.network != NODE:
+        linux["namespaces"].append({"type": "network"})
+        # The pod's hostname lives in its own UTS namespace; with the
+        # host network the node's hostname is the pod's, as in k8s.
+        linux["namespaces"].append({"type": "uts"})
+        spec["hostname"] = config.hostname or ""
+    sec = config.linux.security_context
+    if sec.HasField("run_as_user"):
+        proc["user"]["uid"] = sec.run_as_user.value
+    if sec.HasField("run_as_group"):
+        proc["user"]["gid"] = sec.run_as_group.value
+    if sec.privileged:
+        _make_privileged(spec)
+    sysctls = dict(config.linux.sysctls)
+    if sysctls:
+        linux["sysctl"] = sysctls
+    linux["cgroupsPath"] = cgroup_path(cgroup_parent, sandbox_id)
+    spec["mounts"] += _pod_file_mounts(files, readonly=True)
+    spec["annotations"] = {
+        "io.kubernetes.cri.container-type": "sandbox",
+        "io.kubernetes.cri.sandbox-id": sandbox_id,
+    }
+    return spec
+
+
+def _pod_ns_options(config):
+    return config.linux.security_context.namespace_options
+
+
+def cgroup_path(parent, cid):
+    """Return linux.cgroupsPath for a container under a cgroup parent."""
+    parent = (parent or "").rstrip("/")
+    if not parent:
+        return cid
+    return f"{parent}/{cid}"
+
+
+def _pod_file_mounts(files, readonly):
+    mounts = []
+    for name, dest in (("hostname", "/etc/hostname"),
+                       ("hosts", "/etc/hosts"),
+                       ("resolv.conf", "/etc/resolv.conf")):
+        path = files.get(name)
+        if path:
+            opts = ["rbind", "rprivate", "ro" if readonly else "rw"]
+            mounts.append({"destination": dest, "type": "bind",
+                           "source": path, "options": opts})
+    shm = files.get("shm")
+    if shm:
+        mounts.append({"destination": "/dev/shm", "type": "bind",
+                       "source": shm,
+                       "options": ["rbind", "rprivate", "rw"]})
+    else:
+        mounts.append({"destination": "/dev/shm", "type": "tmpfs",
+                       "source": "shm",
+                       "options": ["nosuid", "noexec", "nodev",
+                                   "mode=1777", "size=65536k"]})
+    return mounts
+
+
+# --- containers
+
+
+def container_spec(config, sandbox, image_config, rootfs, cid,
+                   cgroup_parent, files, pause_pid, target_pid=None,
+                   passwd_root=None):
+    """Return the config.json of a container in a pod.
+
+    config is the CRI ContainerConfig, sandbox the PodSandboxConfig,
+    image_config the image's parsed config JSON; pause_pid is the pid of
+    the pod's pause process, whose namespaces the container joins;
+    target_pid the pid whose PID namespace TARGET mode joins. Users and
+    groups named by name are looked up in passwd_root (the mounted
+    rootfs) /etc/passwd and /etc/group.
+    """
+    img = (image_config or {}).get("config") or {}
+    sec = config.linux.security_context
+    spec = base_spec(rootfs, readonly=sec.readonly_rootfs)
+    proc = spec["process"]
+    proc["args"] = _args(config, img)
+    if not proc["args"]:
+        raise InvalidArgument("no command specified: the image has no "
+                              "entrypoint or cmd and the request none")
+    proc["env"] = _env(config, img, sandbox.hostname)
+    proc["cwd"] = config.working_dir or img.get("WorkingDir") or "/"
+    proc["terminal"] = bool(config.tty)
+    proc["user"] = _user(sec, img.get("User", ""), passwd_root)
+    proc["noNewPrivileges"] = bool(sec.no_new_privs)
+    linux = spec["linux"]
+    linux["namespaces"] += _container_namespaces(
+        sandbox, sec.namespace_options, pause_pid, target_pid)
+    if sec.privileged:
+        if not sandbox.linux.security_context.privileged:
+            raise InvalidArgument(
+                "privileged container in a non-privileged pod")
+        _make_privileged(spec)
+    else:
+        proc["capabilities"] = _cap_set(sec.capabilities)
+        if sec.masked_paths or sec.readonly_paths:
+            linux["maskedPaths"] = list(sec.masked_paths)
+            linux["readonlyPaths"] = list(sec.readonly_paths)
+    _apply_resources(spec, config.linux.resources)
+    _apply_seccomp(spec, sec, privileged=sec.privileged)
+    _apply_devices(spec, config.devices, privileged=sec.privileged)
+    linux["cgroupsPath"] = cgroup_path(cgroup_parent, cid)
+    mounts = _pod_file_mounts(files, readonly=sec.readonly_rootfs)
+    mounts += [_bind_mount(m) for m in config.mounts]
+    spec["mounts"] = _merge_mounts(spec["mounts"], mounts)
+    spec["annotations"] = {
+        "io.kubernetes.cri.container-type": "container",
+        "io.kubernetes.cri.container-name": config.metadata.name,
+    }
+    return spec
+
+
+def _args(config, img):
+    if config.command:
+        return list(config.command) + list(config.args)
+    entry = list(img.get("Entrypoint") or [])
+    cmd = list(config.args) or list(img.get("Cmd") or [])
+    return entry + cmd
+
+
+def _env(config, img, hostname):
+    env = {}
+    order = []
+
+    def put(item):
+        key, _, value = item.partition("=")
+        if key not in env:
+            order.append(key)
+        env[key] = value
+
+    put(DEFAULT_PATH)
+    if hostname:
+        put(f"HOSTNAME={hostname}")
+    for item in img.get("Env") or []:
+        put(item)
+    for kv in config.envs:
+        put(f"{kv.key}={kv.value}")
+    return [f"{k}={env[k]}" for k in order]
+
+
+def _container_namespaces(sandbox, opts, pause_pid, target_pid):
+    pod = _pod_ns_options(sandbox)
+    out = []
+    if pod.network != NODE:
+        out.append({"type": "network", "path": f"/proc/{pause_pid}/ns/net"})
+        out.append({"type": "uts", "path": f"/proc/{pause_pid}/ns/uts"})
+    if pod.ipc != NODE:
+        out.append({"type": "ipc", "path": f"/proc/{pause_pid}/ns/ipc"})
+    mode = opts.pid
+    if pod.pid == NODE or mode == NODE:
+        return out
+    if mode == POD or pod.pid == POD:
+        out.append({"type": "pid", "path": f"/proc/{pause_pid}/ns/pid"})
+    elif mode == TARGET:
+        if not target_pid:
+            raise InvalidArgument("pid namespace TARGET without a target")
+        out.append({"type": "pid", "path": f"/proc/{target_pid}/ns/pid"})
+    else:
+        out.append({"type": "pid"})
+    return out
+
+
+def _cap_name(name):
+    name = name.upper()
+    return name if name.startswith("CAP_") else f"CAP_{name}"
+
+
+def _cap_set(caps):
+    have = known_caps()
+    current = list(DEFAULT_CAPS)
+    adds = [_cap_name(c) for c in caps.add_capabilities]
+    drops = [_cap_name(c) for c in caps.drop_capabilities]
+    if "CAP_ALL" in drops:
+        current = []
+    if "CAP_ALL" in adds:
+        current = list(have)
+    for cap in adds:
+        if cap != "CAP_ALL" and cap not in current:
+            if cap not in ALL_CAPS:
+                raise InvalidArgument(f"unknown capability `{cap}`")
+            current.append(cap)
+    current = [c for c in current if c not in drops or c in adds]
+    current = [c for c in current if c in have]
+    out = _caps(current)
+    ambient = [_cap_name(c) for c in caps.add_ambient_capabilities]
+    if ambient:
+        out["ambient"] = ambient
+        out["inheritable"] = list(ambient)
+    return out
+
+
+def _make_privileged(spec):
+    spec["process"]["capabilities"] = _caps(known_caps())
+    linux = spec["linux"]
+    linux["maskedPaths"] = []
+    linux["readonlyPaths"] = []
+    linux["resources"]["devices"] = [{"allow": True, "access": "rwm"}]
+    for m in spec["mounts"]:
+        if m["destination"] in ("/sys", "/sys/fs/cgroup"):
+            m["options"] = [o for o in m["options"] if o != "ro"] + ["rw"]
+
+
+def _user(sec, image_user, passwd_root):
+    """Return process.user from the security context and image User."""
+    user = {"uid": 0, "gid": 0}
+    name = ""
+    group = ""
+    if sec.HasField("run_as_user"):
+        user["uid"] = sec.run_as_user.value
+    elif sec.run_as_username:
+        name = sec.run_as_username
+    elif image_user:
+        name, _, group = image_user.partition(":")
+    if name:
+        if name.isdigit():
+            user["uid"] = int(name)
+        else:
+            entry = _passwd_entry(passwd_root, name)
+            if entry is None:
+                raise InvalidArgument(f"no user `{name}` in the image")
+            user["uid"] = entry[0]
+    entry = _passwd_entry(passwd_root, uid=user["uid"])
+    if entry is not None:
+        user["gid"] = entry[1]
+    if group:
+        user["gid"] = _group_id(passwd_root, group)
+    if sec.HasField("run_as_group"):
+        user["gid"] = sec.run_as_group.value
+    extra = []
+    if entry is not None:
+        extra = _member_groups(passwd_root, entry[2])
+    for gid in sec.supplemental_groups:
+        if gid not in extra:
+            extra.append(gid)
+    extra = [g for g in extra if g != user["gid"]]
+    if extra:
+        user["additionalGids"] = extra
+    return user
+
+
+def _read_db(root, name):
+    if not root:
+        return []
+    real_root = os.path.realpath(root)
+    path = os.path.realpath(os.path.join(real_root, "etc", name))
+    # A symlink in the image must not make us read a host file.
+    if not path.startswith(real_root + "/"):
+        return []
+    try:
+        with open(path, errors="replace") as f:
+            return [line.rstrip("\n").split(":") for line in f
+                    if line.strip() and not line.startswith("#")]
+    except OSError:
+        return []
+
+
+def _passwd_entry(root, name=None, uid=None):
+    """Return (uid, gid, name) of a passwd entry, or None."""
+    for fields in _read_db(root, "passwd"):
+        if len(fields) < 4:
+            continue
+        try:
+            entry = (int(fields[2]), int(fields[3]), fields[0])
+        except ValueError:
+            continue
+        if (name is not None and fields[0] == name) or \
+                (uid is not None and entry[0] == uid):
+            return entry
+    return None
+
+
+def _group_id(root, group):
+    if group.isdigit():
+        return int(group)
+    for fields in _read_db(root, "group"):
+        if len(fields) >= 3 and fields[0] == group:
+            return int(fields[2])
+    raise InvalidArgument(f"no group `{group}` in the image")
+
+
+def _member_groups(root, username):
+    out = []
+    for fields in _read_db(root, "group"):
+        if len(fields) < 4 or not fields[2].isdigit():
+            continue
+        if username in fields[3].split(","):
+            out.append(int(fields[2]))
+    return out
+
+
+def resources(res):
+    """Return OCI linux.resources (without devices) for CRI resources."""
+    out = {}
+    cpu = {}
+    if res.cpu_shares:
+        cpu["shares"] = res.cpu_shares
+    if res.cpu_quota:
+        cpu["quota"] = res.cpu_quota
+    if res.cpu_period:
+        cpu["period"] = res.cpu_period
+    if res.cpuset_cpus:
+        cpu["cpus"] = res.cpuset_cpus
+    if res.cpuset_mems:
+        cpu["mems"] = res.cpuset_mems
+    if cpu:
+        out["cpu"] = cpu
+    memory = {}
+    if res.memory_limit_in_bytes:
+        memory["limit"] = res.memory_limit_in_bytes
+    if res.memory_swap_limit_in_bytes:
+        memory["swap"] = res.memory_swap_limit_in_bytes
+    if memory:
+        out["memory"] = memory
+    if res.hugepage_limits:
+        out["hugepageLimits"] = [
+            {"pageSize": h.page_size, "limit": h.limit}
+            for h in res.hugepage_limits]
+    if res.unified:
+        out["unified"] = dict(res.unified)
+    return out
+
+
+def _apply_resources(spec, res):
+    spec["linux"]["resources"].update(resources(res))
+    if res.oom_score_adj:
+        spec["process"]["oomScoreAdj"] = res.oom_score_adj
+
+
+def _apply_seccomp(spec, sec, privileged):
+    profile = sec.seccomp
+    kind = profile.profile_type
+    if privileged or kind == UNCONFINED:
+        return
+    if not sec.HasField("seccomp") and not sec.seccomp_profile_path:
+        # kubelet always sends a profile; no field at all means the
+        # caller asked for nothing, which the CRI reads as unconfined.
+        return
+    if kind == LOCALHOST:
+        spec["linux"]["seccomp"] = load_seccomp(profile.localhost_ref)
+        return
+    spec["linux"]["seccomp"] = default_seccomp()
+
+
+def default_seccomp():
+    """Return the RuntimeDefault profile (see DEFAULT_DENIED_SYSCALLS)."""
+    return {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": list(DEFAULT_DENIED_SYSCALLS),
+                      "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+    }
+
+
+def load_seccomp(path):
+    """Read a Localhost seccomp profile: OCI linux.seccomp JSON."""
+    import json
+
+    if not os.path.isabs(path):
+        raise InvalidArgument(f"seccomp profile `{path}` is not absolute")
+    try:
+        with open(path) as f:
+            profile = json.load(f)
+    except (OSError, ValueError) as err:
+        raise InvalidArgument(f"seccomp profile {path}: {err}") from None
+    if not isinstance(profile, dict) or "defaultAction" not in profile:
+        raise InvalidArgument(f"seccomp profile {path}: no defaultAction")
+    return profile
+
+
+def _apply_devices(spec, devices, privileged):
+    linux = spec["linux"]
+    for dev in devices:
+        node = device_node(dev.host_path, dev.container_path)
+        linux.setdefault("devices", []).append(node)
+        if not privileged:
+            linux["resources"]["devices"].append({
+                "allow": True, "type": node["type"],
+                "major": node["major"], "minor": node["minor"],
+                "access": dev.permissions or "rwm"})
+
+
+def device_node(host_path, container_path):
+    """Return an OCI linux.devices entry for a host device node."""
+    try:
+        st = os.stat(host_path)
+    except OSError as err:
+        raise InvalidArgument(
+            f"device {host_path}: {err.strerror}") from None
+    if stat.S_ISCHR(st.st_mode):
+        kind = "c"
+    elif stat.S_ISBLK(st.st_mode):
+        kind = "b"
+    else:
+        raise InvalidArgument(f"device {host_path}: not a device node")
+    return {"path": container_path or host_path, "type": kind,
+            "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+            "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid,
+            "gid": st.st_gid}
+
+
+def _bind_mount(m):
+    if not m.container_path or not os.path.isabs(m.container_path):
+        raise InvalidArgument(
+            f"mount destination `{m.container_path}` is not absolute")
+    if not os.path.exists(m.host_path):
+        raise InvalidArgument(f"mount source {m.host_path} does not exist")
+    opts = ["rbind", PROPAGATION.get(m.propagation, "rprivate")]
+    opts.append("ro" if m.readonly else "rw")
+    return {"destination": m.container_path, "type": "bind",
+            "source": m.host_path, "options": opts}
+
+
+def _merge_mounts(defaults, extra):
+    """Later mounts replace earlier ones of the same destination."""
+    by_dest = {}
+    for m in defaults + extra:
+        by_dest.pop(m["destination"], None)
+        by_dest[m["destination"]] = m
+    out = list(by_dest.values())
+    # A mount inside another one must come after it.
+    out.sort(key=lambda m: len(m["destination"].rstrip("/").split("/")))
+    return copy.deepcopy(out)
