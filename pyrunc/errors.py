@@ -85,7 +85,10 @@ class ChildError(PyruncError):
         self.text = text
         detail = text
         if err:
-            detail = f"{text}: {os.strerror(err)}"
+            # Go's lowercase errno text, as runc prints it: engines match
+            # on it ("no such file or directory" is podman's exit 127).
+            reason = os.strerror(err)
+            detail = f"{text}: {reason[:1].lower()}{reason[1:]}"
         super().__init__(detail)
 
 

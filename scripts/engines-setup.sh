@@ -1,0 +1,94 @@
+#!/bin/bash
+# Install what the engine tests (tests/engines) need, on Debian 12, as root.
+#
+# Idempotent and quick on a second run: each step checks first.
+#   1. Debian packages: containerd 1.6 (ctr), podman 4.3, conmon, the CNI
+#      plugins, umoci and skopeo (to build and check the local image)
+#   2. the Python CRI client (container-runtime-interface-api, grpcio)
+#      into .venv
+# No service is started or enabled here: the tests start their own
+# containerd on a private socket, and podman needs no daemon.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PY=$REPO/.venv/bin/python
+
+PACKAGES=(
+    containerd
+    podman
+    conmon
+    containernetworking-plugins
+    golang-github-containers-common
+    umoci
+    skopeo
+    iproute2
+)
+
+# The CRI client: the generated gRPC stubs of k8s.io/cri-api and grpcio.
+PIP_PACKAGES=(
+    'container-runtime-interface-api>=2,<3'
+    'grpcio>=1.50'
+    'protobuf>=4'
+)
+
+export DEBIAN_FRONTEND=noninteractive
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+export PIP_NO_INPUT=1
+
+say() { echo "engines-setup: $*"; }
+die() { echo "engines-setup: error: $*" >&2; exit 1; }
+
+is_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null \
+        | grep -q 'install ok installed'
+}
+
+install_packages() {
+    local missing=() pkg
+    for pkg in "${PACKAGES[@]}"; do
+        if ! is_installed "$pkg"; then
+            missing+=("$pkg")
+        fi
+    done
+    if ((${#missing[@]} == 0)); then
+        say "debian packages ok"
+        return
+    fi
+    if ((EUID != 0)); then
+        die "missing packages (${missing[*]}); run as root"
+    fi
+    say "installing ${missing[*]}"
+    apt-get update -q >/dev/null
+    # A package's maintainer script must not start containerd as a
+    # system service: policy-rc.d answering 101 forbids it for this run.
+    local policy=/usr/sbin/policy-rc.d made_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        made_policy=1
+    fi
+    local status=0
+    apt-get install -y -q --no-install-recommends "${missing[@]}" \
+        >/dev/null || status=$?
+    if ((made_policy)); then
+        rm -f "$policy"
+    fi
+    ((status == 0)) || die "apt-get install failed ($status)"
+}
+
+install_python() {
+    [[ -x $PY ]] || die "$PY missing: run scripts/setup.sh first"
+    if "$PY" -c 'import grpc; from cri_api.v1 import api_pb2_grpc' \
+        2>/dev/null; then
+        say "python CRI client ok"
+        return
+    fi
+    say "pip install ${PIP_PACKAGES[*]}"
+    "$PY" -m pip install -q "${PIP_PACKAGES[@]}"
+    "$PY" -c 'import grpc; from cri_api.v1 import api_pb2_grpc' \
+        || die "the CRI client does not import"
+}
+
+install_packages
+install_python
+say "done"
