@@ -55,6 +55,15 @@
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
 #endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47
 #define PR_CAP_AMBIENT_RAISE 2
@@ -345,6 +354,125 @@ fail:
 	return -1;
 }
 
+/* proc and sysfs: mounts whose targets runc never follows a symlink to. */
+static int is_proc_or_sys(const char *fstype, int host)
+{
+	if (!fstype || host)
+		return 0;
+	return !strcmp(fstype, "proc") || !strcmp(fstype, "sysfs");
+}
+
+/*
+ * A /proc (or /sys) the rootfs made a symlink, or any other non-directory,
+ * is refused as runc refuses it: following it would put procfs where the
+ * image wants it, and the runtime's later writes to /proc/self/attr or
+ * /proc/sys could then be pointed elsewhere (CVE-2019-16884,
+ * CVE-2023-27561).
+ */
+static void check_ordinary_dir(struct px_state *st, const char *dst,
+			       const char *fstype)
+{
+	struct stat sb;
+	int fd = open_in_root(st, dst, O_PATH | O_NOFOLLOW, 0);
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return;
+		fail(st, "openat2", "open mount target `%s`", dst);
+	}
+	if (fstat(fd, &sb) < 0)
+		fail(st, "fstat", "stat mount target `%s`", dst);
+	close(fd);
+	if (!S_ISDIR(sb.st_mode)) {
+		errno = 0;
+		fail(st, "mount", "error mounting \"%s\" to rootfs at \"%s\": "
+		     "filesystem \"%s\" must be mounted on ordinary directory",
+		     fstype, dst, fstype);
+	}
+}
+
+/*
+ * The planner refused bind mounts named below /proc but the few lxcfs
+ * needs; one whose destination only reaches /proc through a symlink in
+ * the rootfs is refused here, as runc refuses it after resolving.
+ */
+static void check_not_in_proc(struct px_state *st, int fd, const char *dst)
+{
+	char link[64];
+	char root[4096];
+	char path[4096];
+	struct statfs sfs;
+	ssize_t n;
+	ssize_t m;
+
+	if (!strncmp(dst, "/proc/", 6))
+		return;
+	if (fstatfs(fd, &sfs) < 0)
+		fail(st, "fstatfs", "statfs mount target `%s`", dst);
+	fd_path(link, sizeof(link), st->root_fd);
+	n = readlink(link, root, sizeof(root) - 1);
+	fd_path(link, sizeof(link), fd);
+	m = readlink(link, path, sizeof(path) - 1);
+	if (n < 0 || m < 0)
+		fail(st, "readlink", "resolve mount target `%s`", dst);
+	root[n] = '\0';
+	path[m] = '\0';
+	if (!strcmp(root, "/"))
+		n = 0;
+	if (sfs.f_type == PROC_SUPER_MAGIC ||
+	    (!strncmp(path, root, (size_t)n) &&
+	     (!strcmp(path + n, "/proc") || !strncmp(path + n, "/proc/", 6)))) {
+		errno = 0;
+		fail(st, "mount", "`%s` cannot be mounted because it is inside "
+		     "/proc", dst);
+	}
+}
+
+/*
+ * sysfs belongs to a network namespace: a user namespace that does not
+ * own one may not mount it (EPERM), which is the rootless case without a
+ * network namespace. Bind the host's /sys instead, recursively and with
+ * the flags asked for, as runc does since 1.2. Returns 0, errno kept,
+ * when the failed mount was something else.
+ */
+static int sysfs_as_bind(struct px_state *st, const char *fstype, int host,
+			 const char *dst, unsigned long flags)
+{
+	struct mount_attr_arg attr;
+	char target[64];
+	int fd;
+
+	if (!is_proc_or_sys(fstype, host) || strcmp(fstype, "sysfs") ||
+	    (errno != EPERM && errno != EBUSY))
+		return 0;
+	fd = open_in_root(st, dst, O_PATH | O_NOFOLLOW | O_DIRECTORY, 0);
+	if (fd < 0)
+		fail(st, "openat2", "open mount target `%s`", dst);
+	fd_path(target, sizeof(target), fd);
+	if (mount("/sys", target, NULL, MS_BIND | MS_REC, NULL) < 0)
+		fail(st, "mount", "bind /sys to `%s` in place of sysfs", dst);
+	close(fd);
+	fd = open_in_root(st, dst, O_PATH | O_NOFOLLOW | O_DIRECTORY, 0);
+	if (fd < 0)
+		fail(st, "openat2", "reopen mount target `%s`", dst);
+	memset(&attr, 0, sizeof(attr));
+	if (flags & MS_RDONLY)
+		attr.attr_set |= MOUNT_ATTR_RDONLY;
+	if (flags & MS_NOSUID)
+		attr.attr_set |= 0x00000002;    /* MOUNT_ATTR_NOSUID */
+	if (flags & MS_NODEV)
+		attr.attr_set |= 0x00000004;    /* MOUNT_ATTR_NODEV */
+	if (flags & MS_NOEXEC)
+		attr.attr_set |= 0x00000008;    /* MOUNT_ATTR_NOEXEC */
+	if (attr.attr_set &&
+	    syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE,
+		    &attr, sizeof(attr)) < 0)
+		fail(st, "mount_setattr", "set flags on the bind of /sys at "
+		     "`%s`", dst);
+	close(fd);
+	return 1;
+}
+
 static void op_mount(struct px_state *st, const struct px_step *s)
 {
 	const char *src = s->a[0].s;
@@ -363,11 +491,21 @@ static void op_mount(struct px_state *st, const struct px_step *s)
 	int fd;
 	size_t i;
 
+	if (is_proc_or_sys(fstype, host))
+		check_ordinary_dir(st, dst, fstype);
 	if (x & PX_MNT_MKDIR && mkdir_in_root(st, dst, 0755) < 0)
 		fail(st, "mkdir", "mkdir `%s` in rootfs", dst);
 	if (x & PX_MNT_MKFILE && mkfile_in_root(st, dst) < 0)
 		fail(st, "mknod", "create mount target `%s` in rootfs", dst);
-	fd = open_target(st, dst, host);
+	if (is_proc_or_sys(fstype, host)) {
+		/* No symlink swapped in since the check: refuse, not follow. */
+		fd = open_in_root(st, dst, O_PATH | O_NOFOLLOW | O_DIRECTORY, 0);
+		if (fd < 0)
+			fail(st, "openat2", "filesystem \"%s\" must be mounted "
+			     "on ordinary directory", fstype);
+	} else {
+		fd = open_target(st, dst, host);
+	}
 	if (fd < 0)
 		fail(st, "openat2", "open mount target `%s`", dst);
 	fd_path(target, sizeof(target), fd);
@@ -389,6 +527,8 @@ static void op_mount(struct px_state *st, const struct px_step *s)
 		unsigned long bind = MS_BIND | (flags & MS_REC);
 		unsigned long rest;
 
+		if (!host)
+			check_not_in_proc(st, fd, dst);
 		if (mount(src, target, NULL, bind, NULL) < 0)
 			fail(st, "mount", "bind mount `%s` to `%s`", src, dst);
 		/* The fd still names the covered directory: reopen. */
@@ -408,7 +548,8 @@ static void op_mount(struct px_state *st, const struct px_step *s)
 		if (mount(src, target, fstype, flags, data) < 0)
 			fail(st, "mount", "remount `%s`", dst);
 	} else {
-		if (mount(src, target, fstype, flags, data) < 0)
+		if (mount(src, target, fstype, flags, data) < 0 &&
+		    !sysfs_as_bind(st, fstype, host, dst, flags))
 			fail(st, "mount", "mount `%s` to `%s` (type %s)",
 			     src ? src : "none", dst, fstype ? fstype : "none");
 		close(fd);
@@ -670,9 +811,49 @@ static void op_symlink(struct px_state *st, const struct px_step *s)
 }
 
 /*
+ * Open /proc/<rel> for writing through a private copy of the proc mount.
+ * open_tree(OPEN_TREE_CLONE) without AT_RECURSIVE copies that one mount
+ * and none stacked on it, and RESOLVE_NO_XDEV keeps the lookup on it: a
+ * bind or tmpfs that the config (or a symlink in the rootfs) put over
+ * /proc/sys/... cannot take the write elsewhere, not even to another
+ * procfs file (CVE-2025-52881). Without the privilege to clone mounts
+ * there were no mounts of ours to fear: open the path as it is.
+ */
+static int open_proc_file(struct px_state *st, const char *path, int host)
+{
+	struct open_how how;
+	int tree;
+	int fd;
+	int err;
+
+	if (strncmp(path, "/proc/", 6) != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	tree = (int)syscall(SYS_open_tree, host ? AT_FDCWD : st->root_fd,
+			    host ? "/proc" : "proc", OPEN_TREE_CLONE |
+			    OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+	if (tree < 0 && (errno == EPERM || errno == ENOSYS)) {
+		if (host)
+			return open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		return open_in_root(st, path, O_WRONLY | O_NOFOLLOW, 0);
+	}
+	if (tree < 0)
+		return -1;
+	memset(&how, 0, sizeof(how));
+	how.flags = O_WRONLY | O_CLOEXEC | O_NOFOLLOW;
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_XDEV |
+		      RESOLVE_NO_MAGICLINKS;
+	fd = (int)syscall(SYS_openat2, tree, path + 6, &how, sizeof(how));
+	err = errno;
+	close(tree);
+	errno = err;
+	return fd;
+}
+
+/*
  * Write a procfs file (sysctl, oom_score_adj). The file must really be on
- * procfs, so that a mount the container controls cannot redirect the
- * write elsewhere (CVE-2025-52881).
+ * procfs, and the very file named: see open_proc_file.
  */
 static void op_write_proc(struct px_state *st, const struct px_step *s)
 {
@@ -681,10 +862,7 @@ static void op_write_proc(struct px_state *st, const struct px_step *s)
 	ssize_t n;
 	int fd;
 
-	if (s->a[2].i)
-		fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-	else
-		fd = open_in_root(st, path, O_WRONLY | O_NOFOLLOW, 0);
+	fd = open_proc_file(st, path, (int)s->a[2].i);
 	if (fd < 0)
 		fail(st, "open", "open `%s`", path);
 	if (fstatfs(fd, &sfs) < 0)
@@ -792,6 +970,35 @@ static void op_caps_apply(struct px_state *st, const struct px_step *s)
 }
 
 /*
+ * sendmsg len bytes of data with fd attached (SCM_RIGHTS), retrying on
+ * EINTR; returns what sendmsg returned.
+ */
+static ssize_t send_with_fd(int sock, void *data, size_t len, int fd)
+{
+	char ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { data, len };
+	struct msghdr msg;
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	memset(&msg, 0, sizeof(msg));
+	memset(ctl, 0, sizeof(ctl));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = ctl;
+	msg.msg_controllen = sizeof(ctl);
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	do {
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	return n;
+}
+
+/*
  * Create the container's pty in its own devpts, hand the master to the
  * console socket and bind the slave over /dev/console.
  */
@@ -799,11 +1006,7 @@ static void op_console(struct px_state *st, const struct px_step *s)
 {
 	int sock = (int)s->a[0].i;
 	struct winsize ws;
-	char ctl[CMSG_SPACE(sizeof(int))];
 	char name[] = "/dev/ptmx";
-	struct iovec iov = { name, sizeof(name) };
-	struct msghdr msg;
-	struct cmsghdr *cm;
 	char target[64];
 	char source[64];
 	int unlock = 0;
@@ -846,18 +1049,7 @@ static void op_console(struct px_state *st, const struct px_step *s)
 	close(fd);
 
 send:
-	memset(&msg, 0, sizeof(msg));
-	memset(ctl, 0, sizeof(ctl));
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = ctl;
-	msg.msg_controllen = sizeof(ctl);
-	cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &master, sizeof(int));
-	if (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0)
+	if (send_with_fd(sock, name, sizeof(name), master) < 0)
 		fail(st, "sendmsg", "send pty master to console socket");
 	close(master);
 	close(sock);
@@ -950,6 +1142,12 @@ static void op_sync(struct px_state *st, const struct px_step *s)
 	char buf[65536];
 	ssize_t n;
 
+	/*
+	 * An unprivileged parent writes our id maps and setgroups at this
+	 * point: it can open those files only while we are dumpable.
+	 */
+	if (s->a[1].i && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+		fail(st, "prctl", "make the child dumpable for its id maps");
 	send_msg(st, PX_MSG_SYNC, (int)s->a[0].i, 0, NULL, NULL);
 	do {
 		n = recv(st->sync_fd, buf, sizeof(buf) - 1, 0);
@@ -957,6 +1155,8 @@ static void op_sync(struct px_state *st, const struct px_step *s)
 	/* No answer, or a refusal: the parent reports why; just go. */
 	if (n <= 0 || buf[0] != 0)
 		_exit(1);
+	if (s->a[1].i && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fail(st, "prctl", "make the child non-dumpable again");
 	if (n > 1) {
 		free(st->payload);
 		st->payload = malloc((size_t)n);
@@ -1056,15 +1256,95 @@ static void op_wait_fifo(struct px_state *st, const struct px_step *s)
 	close((int)s->a[0].i);
 }
 
+#ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
+#define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
+#endif
+
+/*
+ * Hand the seccomp listener fd to the parent: a SYNC message tagged
+ * `tag` with the fd attached (SCM_RIGHTS). The parent passes it on to the
+ * agent, then answers as at any sync point. The message goes out with the
+ * sendmsg syscall, which a profile may therefore not send to the agent.
+ */
+static void send_listener(struct px_state *st, int tag, int fd)
+{
+	struct px_msg m;
+	char answer[64];
+	ssize_t n;
+
+	memset(&m, 0, sizeof(m));
+	m.kind = PX_MSG_SYNC;
+	m.arg = tag;
+	m.step = st->step;
+	if (send_with_fd(st->sync_fd, &m, sizeof(m), fd) < 0)
+		fail(st, "sendmsg", "send the seccomp listener fd");
+	do {
+		n = recv(st->sync_fd, answer, sizeof(answer), 0);
+	} while (n < 0 && errno == EINTR);
+	/* No answer, or a refusal: the parent reports why; just go. */
+	if (n <= 0 || answer[0] != 0)
+		_exit(1);
+}
+
+/*
+ * With the filter loaded before READY, the READY message itself must
+ * still get through: a profile whose default denies sendto with an errno
+ * would lose it silently and leave the parent waiting. Probe with a
+ * harmless sendto on a bad fd: the kernel says EBADF unless the filter
+ * answered first.
+ */
+static void check_can_report(struct px_state *st)
+{
+	static const char text[] = "the seccomp profile denies sendto, "
+		"which the runtime needs after loading it; allow sendto or "
+		"set process.noNewPrivileges";
+	long r = syscall(SYS_sendto, -1, NULL, 0, 0, NULL, 0);
+	struct px_msg m;
+
+	if (r < 0 && errno == EBADF)
+		return;
+	/* send_msg uses sendto: try write, then stderr. */
+	memset(&m, 0, sizeof(m));
+	m.kind = PX_MSG_ERROR;
+	m.step = st->step;
+	snprintf(m.op, sizeof(m.op), "seccomp");
+	snprintf(m.text, sizeof(m.text), "%s", text);
+	if (write(st->sync_fd, &m, sizeof(m)) == (ssize_t)sizeof(m))
+		_exit(1);
+	close(st->sync_fd);
+	st->sync_fd = -1;
+	errno = 0;
+	fail(st, "seccomp", "%s", text);
+}
+
+/*
+ * Load the filter the parent built with libseccomp: (bpf, flags, tag).
+ * With SECCOMP_FILTER_FLAG_NEW_LISTENER the kernel returns the listener
+ * fd, handed to the parent at sync point `tag`, then closed here.
+ */
 static void op_seccomp(struct px_state *st, const struct px_step *s)
 {
 	struct sock_fprog prog;
+	unsigned int flags = (unsigned int)s->a[1].i;
+	long fd;
 
 	prog.len = (unsigned short)(s->a[0].len / sizeof(struct sock_filter));
 	prog.filter = (struct sock_filter *)s->a[0].s;
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
-		    (unsigned int)s->a[1].i, &prog) < 0)
+	fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+	if (fd < 0)
 		fail(st, "seccomp", "load seccomp filter");
+	if (flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
+		if (st->sync_fd < 0) {
+			errno = EINVAL;
+			fail(st, "seccomp", "no parent to take the seccomp "
+			     "listener fd");
+		}
+		send_listener(st, (int)s->a[2].i, (int)fd);
+		close((int)fd);
+		return;
+	}
+	if (st->sync_fd >= 0)
+		check_can_report(st);
 }
 
 static int cmp_int(const void *a, const void *b)
@@ -1081,13 +1361,13 @@ static int cmp_int(const void *a, const void *b)
 static void op_close_fds(struct px_state *st, const struct px_step *s)
 {
 	unsigned int first = (unsigned int)s->a[0].i;
-	int keep[4] = { st->sync_fd, (int)s->a[1].i, st->root_fd,
-			st->console_fd };
+	int keep[5] = { st->sync_fd, (int)s->a[1].i, st->root_fd,
+			 st->console_fd, (int)s->a[2].i };
 	unsigned int from = first;
 	int i;
 
-	qsort(keep, 4, sizeof(int), cmp_int);
-	for (i = 0; i < 4; i++) {
+	qsort(keep, 5, sizeof(int), cmp_int);
+	for (i = 0; i < 5; i++) {
 		if (keep[i] < 0 || (unsigned int)keep[i] < from)
 			continue;
 		if ((unsigned int)keep[i] > from &&
@@ -1099,6 +1379,49 @@ static void op_close_fds(struct px_state *st, const struct px_step *s)
 		fail(st, "close_range", "close runtime fds");
 	if (syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 		fail(st, "close_range", "mark fds close-on-exec");
+}
+
+/*
+ * Exec the program through the sealed pyrunc-dmz memfd (argument 2), so
+ * that /proc/self/exe never names the runtime's interpreter while the
+ * kernel loads it (CVE-2019-5736): pyrunc-dmz PATH ARGV... Argument 3,
+ * when not empty, is the memfd's /proc/self/fd path, for a seccomp
+ * profile that denies execveat.
+ */
+static void __attribute__((noreturn))
+op_exec(struct px_state *st, const struct px_step *s)
+{
+	char *const *argv = s->a[0].v;
+	int dmz = (int)s->a[2].i;
+	char **dmz_argv;
+	size_t n = 0;
+
+	if (st->console_fd > 2)
+		close(st->console_fd);
+	if (dmz < 0) {
+		execve(st->exe, argv, s->a[1].v);
+		fail(st, "execve", "exec `%s`", st->exe);
+	}
+	while (argv[n])
+		n++;
+	dmz_argv = calloc(n + 3, sizeof(char *));
+	if (!dmz_argv)
+		fail(st, "calloc", "exec `%s`", st->exe);
+	dmz_argv[0] = "pyrunc-dmz";
+	dmz_argv[1] = st->exe;
+	memcpy(dmz_argv + 2, argv, n * sizeof(char *));
+	if (!s->a[3].s[0]) {
+		syscall(SYS_execveat, dmz, "", dmz_argv, s->a[1].v,
+			AT_EMPTY_PATH);
+		fail(st, "execveat", "exec `%s` through pyrunc-dmz", st->exe);
+	}
+	/* The seccomp profile denies execveat: the same memfd by path. */
+	execve(s->a[3].s, dmz_argv, s->a[1].v);
+	if (errno != ENOENT)
+		fail(st, "execve", "exec `%s` through pyrunc-dmz", st->exe);
+	/* No /proc in the container, so no /proc/self/exe to reach. */
+	execve(st->exe, argv, s->a[1].v);
+	fail(st, "execve", "exec `%s`", st->exe);
 }
 
 static void run_step(struct px_state *st, const struct px_step *s)
@@ -1235,10 +1558,7 @@ static void run_step(struct px_state *st, const struct px_step *s)
 		op_lookup(st, s);
 		break;
 	case PX_EXEC:
-		if (st->console_fd > 2)
-			close(st->console_fd);
-		execve(st->exe, s->a[0].v, s->a[1].v);
-		fail(st, "execve", "exec `%s`", st->exe);
+		op_exec(st, s);
 	case PX_BIND_DEV: {
 		struct px_step m;
 
@@ -1286,6 +1606,21 @@ static void __attribute__((noreturn)) run_plan(const struct px_plan *plan)
 		close(plan->close_fd);
 	/* Die with the runtime while it still waits for us. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	/*
+	 * Until execve this is a copy of the runtime: keep processes already
+	 * in the container (exec joins a live one) from opening its memory
+	 * or /proc/<pid>/exe. execve makes it dumpable again.
+	 */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/*
+	 * Until execve the child is a copy of the runtime: /proc/<pid>/exe is
+	 * the host's interpreter, cwd and fds are the host's. Non-dumpable, it
+	 * is out of reach of the container's processes, which see it as soon
+	 * as it joins their pid namespace (CVE-2016-9962, CVE-2019-5736).
+	 * execve makes the container's process dumpable again.
+	 */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fail(&st, "prctl", "make the runtime's child non-dumpable");
 	for (i = 0; i < plan->nsteps; i++) {
 		st.step = i;
 		if (plan->steps[i].op == PX_READY)

@@ -51,10 +51,17 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
           no_new_keyring, preserve_fds, console_fd):
     from pyrunc.cgroups import new_manager
     from pyrunc.process import plan as planner
+    from pyrunc.process.dmz import sealed_fd
     from pyrunc.process.launch import launch
+    from pyrunc.seccomp import SYNC_NOTIFY
 
     linux = spec.linux
     manager = new_manager(linux.cgroups_path if linux else None, cid)
+    from pyrunc.cgroups.rootless import RootlessManager, is_rootless
+
+    if is_rootless():
+        manager = RootlessManager(
+            manager, explicit=bool(linux and linux.cgroups_path))
     fds = []
     try:
         manager.create()
@@ -67,6 +74,8 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
         os.chmod(fifo, 0o622)
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         fds.append(fifo_fd)
+        dmz_fd = sealed_fd()
+        fds.append(dmz_fd)
         if console_socket:
             console_fd = connect_console(console_socket)
             fds.append(console_fd)
@@ -76,11 +85,11 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
             console_fd=-1 if console_fd is None else console_fd,
             preserve_fds=preserve_fds, no_pivot=no_pivot,
             no_new_keyring=no_new_keyring, cgroup_paths=manager.paths(),
-            extra_env=extra_env)
+            extra_env=extra_env, dmz_fd=dmz_fd)
         plan = planner.build(spec, opts)
         record = new_record(store, cid, bundle, spec, plan, manager)
 
-        def on_sync(tag, pid):
+        def on_sync(tag, pid, fd=-1):
             if tag == planner.SYNC_CGROUP:
                 manager.apply(pid)
                 write_id_maps(pid, plan)
@@ -90,6 +99,11 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
                 return b""
             if tag == planner.SYNC_HOOKS:
                 return run_create_hooks(spec, record, store)
+            if tag == SYNC_NOTIFY:
+                from pyrunc.seccomp.notify import forward
+
+                return forward(linux.seccomp, fd, pid,
+                               oci_state(record, "creating"))
             raise PyruncError(f"unknown sync point {tag}")
 
         try:
@@ -114,6 +128,10 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
 
 def write_id_maps(pid, plan):
     """Map the new user namespace's ids; the child waits for this."""
+    if plan.gid_map and os.geteuid() != 0:
+        # Without CAP_SETGID the kernel takes a gid_map only once
+        # setgroups(2) is denied in the namespace; runc denies it too.
+        deny_setgroups(pid)
     for name, text in (("uid_map", plan.uid_map), ("gid_map", plan.gid_map)):
         if not text:
             continue
@@ -125,6 +143,17 @@ def write_id_maps(pid, plan):
                 "linux.gidMappings"
             raise ConfigError(f"{field}: write /proc/{pid}/{name}: "
                               f"{err.strerror}") from None
+
+
+def deny_setgroups(pid):
+    try:
+        with open(f"/proc/{pid}/setgroups", "w") as f:
+            f.write("deny")
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise ConfigError(f"linux.gidMappings: write /proc/{pid}/setgroups: "
+                          f"{err.strerror}") from None
 
 
 def new_record(store, cid, bundle, spec, plan, manager):

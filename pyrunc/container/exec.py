@@ -63,7 +63,9 @@ def launch_exec(record, process, *, detach, console_socket, preserve_fds):
     from pyrunc.cgroups import manager_from_dict
     from pyrunc.container.create import connect_console, listen_fds
     from pyrunc.process import plan as planner
+    from pyrunc.process.dmz import sealed_fd
     from pyrunc.process.launch import launch
+    from pyrunc.seccomp import SYNC_NOTIFY
 
     if process.terminal and detach and not console_socket:
         raise PyruncError("cannot allocate tty if runc will detach without "
@@ -80,17 +82,25 @@ def launch_exec(record, process, *, detach, console_socket, preserve_fds):
             console = socketpair()
             fds.append(console[1])
     extra_env, preserve_fds = listen_fds(preserve_fds)
+    console_fd = fds[0] if fds else -1
+    dmz_fd = sealed_fd()
+    fds.append(dmz_fd)
     opts = planner.Options(
-        cid=record.id, bundle=record.bundle,
-        console_fd=fds[0] if fds else -1, preserve_fds=preserve_fds,
-        extra_env=extra_env)
+        cid=record.id, bundle=record.bundle, console_fd=console_fd,
+        preserve_fds=preserve_fds, extra_env=extra_env, dmz_fd=dmz_fd)
+    seccomp = (record.config.get("linux") or {}).get("seccomp")
     plan = planner.build_exec(process, namespace_joins(record), opts,
-                              f"/proc/{record.pid}/root")
+                              f"/proc/{record.pid}/root", seccomp=seccomp)
     manager = manager_from_dict(record.cgroup) if record.cgroup else None
 
-    def on_sync(tag, pid):
+    def on_sync(tag, pid, fd=-1):
         if tag == planner.SYNC_CGROUP and manager is not None:
             manager.apply(pid)
+        if tag == SYNC_NOTIFY:
+            from pyrunc.container.create import oci_state
+            from pyrunc.seccomp.notify import forward
+
+            return forward(seccomp, fd, pid, oci_state(record, "running"))
         return b""
 
     try:

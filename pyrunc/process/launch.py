@@ -27,7 +27,9 @@ def launch(plan, on_sync):
 
     on_sync(tag, pid) is called at each sync point and returns the bytes
     to hand back to the child (possibly empty). An exception from it
-    aborts the launch.
+    aborts the launch. A sync message that carries an fd (a seccomp
+    listener, sent with SCM_RIGHTS) calls on_sync(tag, pid, fd); the fd
+    is closed when it returns.
     """
     from pyrunc._native import launcher as L
 
@@ -38,7 +40,7 @@ def launch(plan, on_sync):
         os.close(child_fd)
     pids = [pid]
     try:
-        pid = serve(L, parent_fd, pids, on_sync)
+        pid = serve(L, parent_fd, pids, on_sync, passes_fds(plan, L))
     except BaseException:
         for p in pids:
             kill_and_reap(p)
@@ -48,17 +50,34 @@ def launch(plan, on_sync):
     return pid
 
 
-def serve(L, fd, pids, on_sync):
+def passes_fds(plan, L):
+    """Whether the child sends an fd with a message: only a seccomp
+    step with a notify sync tag does. Reading fds needs the socket
+    module, which plain launches do without."""
+    return any(step[0] == L.OP_SECCOMP and len(step) > 3 and step[3]
+               for step in plan.steps)
+
+
+def serve(L, fd, pids, on_sync, with_fds=False):
     """Answer the child's messages until READY; return the live pid."""
     while True:
-        data = read_msg(fd)
+        data, fds = read_msg(fd, with_fds)
         if not data:
             raise child_gone(pids[-1])
         kind, arg, err, step, op, text = struct.unpack(L.MSG_FORMAT, data)
         if kind == L.MSG_SYNC:
             log.debug("child at sync point %d", arg)
-            payload = on_sync(arg, pids[-1])
-            os.write(fd, b"\0" + (payload or b""))
+            try:
+                payload = on_sync(arg, pids[-1], *fds)
+            finally:
+                for passed in fds:
+                    os.close(passed)
+            try:
+                os.write(fd, b"\0" + (payload or b""))
+            except (BrokenPipeError, ConnectionResetError):
+                # Killed while we served it (its pid namespace's init
+                # died, say): report how it ended.
+                raise child_gone(pids[-1]) from None
         elif kind == L.MSG_PID:
             # The first child forked the real one and exits now.
             reap(pids[-1])
@@ -71,14 +90,29 @@ def serve(L, fd, pids, on_sync):
             raise PyruncError(f"unexpected message {kind} from the child")
 
 
-def read_msg(fd):
+def read_msg(fd, with_fds=False):
+    """One message, and the fds it carried when with_fds."""
     while True:
         try:
-            return os.read(fd, 4096)
+            if with_fds:
+                return recv_with_fds(fd)
+            return os.read(fd, 4096), []
         except InterruptedError:
             continue
         except ConnectionResetError:
-            return b""
+            return b"", []
+
+
+def recv_with_fds(fd):
+    import socket
+
+    sock = socket.socket(fileno=fd)
+    try:
+        data, fds, _, _ = socket.recv_fds(sock, 4096, 1,
+                                          socket.MSG_CMSG_CLOEXEC)
+    finally:
+        sock.detach()
+    return data, fds
 
 
 def cstr(raw):
@@ -125,7 +159,13 @@ def wait_gone(pid, timeout=2.0):
             os.kill(pid, 0)
         except ProcessLookupError:
             return
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                return
+        # Its parent (a shim, a subreaper) may reap it between the two
+        # looks: gone is what we wait for.
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        if stat.rsplit(b")", 1)[1].split()[0] == b"Z":
+            return
         time.sleep(0.001)

@@ -26,6 +26,7 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 CLONE_NEWTIME = 0x00000080
+AT_EMPTY_PATH = 0x1000
 
 NAMESPACE_FLAGS = {
     "pid": CLONE_NEWPID,
@@ -51,14 +52,15 @@ RLIMITS = {
     "RLIMIT_RTTIME": 15,
 }
 
-# The devices every container gets, as runc creates them.
+# The devices every container gets, in runc's order (which shows in the
+# order of their bind mounts in a user namespace).
 DEFAULT_DEVICES = (
     ("/dev/null", 1, 3),
-    ("/dev/zero", 1, 5),
+    ("/dev/random", 1, 8),
     ("/dev/full", 1, 7),
     ("/dev/tty", 5, 0),
+    ("/dev/zero", 1, 5),
     ("/dev/urandom", 1, 9),
-    ("/dev/random", 1, 8),
 )
 
 SYSFS_MAGIC_DIR = "/sys/fs/cgroup"
@@ -71,11 +73,12 @@ class Options:
     """
 
     __slots__ = ("cid", "bundle", "fifo_fd", "console_fd", "preserve_fds",
-                 "no_pivot", "no_new_keyring", "cgroup_paths", "extra_env")
+                 "no_pivot", "no_new_keyring", "cgroup_paths", "extra_env",
+                 "dmz_fd")
 
     def __init__(self, cid, bundle, fifo_fd=-1, console_fd=-1,
                  preserve_fds=0, no_pivot=False, no_new_keyring=False,
-                 cgroup_paths=None, extra_env=None):
+                 cgroup_paths=None, extra_env=None, dmz_fd=-1):
         self.cid = cid
         self.bundle = bundle
         self.fifo_fd = fifo_fd
@@ -85,6 +88,8 @@ class Options:
         self.no_new_keyring = no_new_keyring
         self.cgroup_paths = cgroup_paths or {}
         self.extra_env = extra_env or []
+        # The sealed pyrunc-dmz memfd the process execs through (dmz.py).
+        self.dmz_fd = dmz_fd
 
 
 class Plan:
@@ -130,8 +135,13 @@ def build(spec, opts):
         if ns_type == "pid":
             steps.append((L.OP_SETNS, b(path), CLONE_NEWPID))
             steps.append((L.OP_FORK, 0))
-    # The parent joins the cgroup and writes the id maps here.
-    steps.append((L.OP_SYNC, SYNC_CGROUP))
+    # The parent joins the cgroup and writes the id maps here. The child
+    # is not dumpable, so an unprivileged parent needs it made dumpable
+    # for that moment to open its /proc/<pid>/uid_map.
+    sync = (L.OP_SYNC, SYNC_CGROUP)
+    if new_flags & CLONE_NEWUSER and os.geteuid() != 0:
+        sync += (1,)
+    steps.append(sync)
     for ns_type, path in joins:
         if ns_type != "pid":
             steps.append((L.OP_SETNS, b(path), NAMESPACE_FLAGS[ns_type]))
@@ -184,10 +194,13 @@ def build(spec, opts):
         steps.append((L.OP_SETHOSTNAME, b(spec.hostname)))
     if spec.domainname:
         steps.append((L.OP_SETDOMAINNAME, b(spec.domainname)))
+    if process is not None and process.apparmor_profile:
+        steps.append(apparmor_step(process.apparmor_profile, L))
 
     if process is not None:
         steps.extend(process_steps(process, opts, L, rootfs,
-                                   hooks=spec.hooks.start_container))
+                                   hooks=spec.hooks.start_container,
+                                   seccomp=linux.seccomp if linux else None))
         if not has_mntns:
             steps = chroot_after_fifo(steps, L)
     return Plan(clone_flags=clone_flags, steps=steps, rootfs=rootfs,
@@ -316,12 +329,19 @@ def rootfs_steps(spec, opts, rootfs, L, userns=False):
     steps.append((L.OP_SET_ROOT, b(rootfs)))
 
     dev_is_bind = False
+    if linux is not None and linux.mount_label and not selinux_enabled():
+        log.warning("linux.mountLabel is set but SELinux is not enabled on "
+                    "this host; passing it to the mounts as runc does, and "
+                    "the kernel will refuse them")
     for index, mount in enumerate(spec.mounts):
         where = f"mounts[{index}]"
         flags = mo.parse_mount_options(mount.options, f"{where}.options")
         is_bind = mount.type == "bind" or flags.bind
         if mount.destination == "/dev" and is_bind:
             dev_is_bind = True
+        if linux is not None and linux.mount_label and not is_bind and \
+                mount.type not in UNLABELLED_MOUNTS:
+            flags.data = mount_label_data(flags.data, linux.mount_label)
         steps.extend(mount_steps(mount, flags, is_bind, where, opts, L))
 
     if not dev_is_bind:
@@ -349,6 +369,7 @@ def mount_steps(mount, flags, is_bind, where, opts, L):
         except OSError as err:
             raise ConfigError(
                 f"{where}.source: {source}: {err.strerror}") from None
+        check_proc_mount(mount.destination, source, where)
         target_kind = L.MNT_MKDIR if stat.S_ISDIR(st.st_mode) \
             else L.MNT_MKFILE
         bind_flags = flags.flags | mo.MS_BIND
@@ -357,6 +378,8 @@ def mount_steps(mount, flags, is_bind, where, opts, L):
         return [(L.OP_MOUNT, b(source), dst, None, bind_flags,
                  b(flags.data) if flags.data else None,
                  target_kind | L.MNT_BIND | rec, props, *attrs)]
+    if mount.type not in ("proc", "sysfs", "mqueue", "tmpfs"):
+        check_proc_mount(mount.destination, None, where)
     x = L.MNT_MKDIR | rec
     if flags.tmpcopyup:
         x |= L.MNT_COPYUP
@@ -364,6 +387,100 @@ def mount_steps(mount, flags, is_bind, where, opts, L):
     fstype = b(mount.type) if mount.type else None
     return [(L.OP_MOUNT, source, dst, fstype, flags.flags,
              b(flags.data) if flags.data else None, x, props, *attrs)]
+
+
+# The only files below /proc a config may mount over, as in runc: those
+# lxcfs emulates.
+PROC_MOUNTS_ALLOWED = frozenset((
+    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat",
+    "/proc/swaps", "/proc/uptime", "/proc/loadavg", "/proc/slabinfo",
+    "/proc/net/dev", "/proc/sys/kernel/ns_last_pid",
+))
+
+
+def check_proc_mount(destination, source, where):
+    """Refuse a mount over or inside /proc, as runc's checkProcMount does.
+
+    A bind over /proc/sys/... would let the config (or an image that
+    names its volumes there) redirect the sysctl writes the runtime makes
+    later, or hide the masked paths. Only procfs itself may go on /proc.
+    """
+    dest = os.path.normpath("/" + destination.lstrip("/"))
+    if dest != "/proc" and not dest.startswith("/proc/"):
+        return
+    if dest in PROC_MOUNTS_ALLOWED:
+        return
+    if dest == "/proc":
+        if source is not None and is_procfs(source):
+            return
+        raise ConfigError(f"{where}.destination: \"{dest}\" cannot be "
+                          "mounted because it is not of type proc")
+    raise ConfigError(f"{where}.destination: \"{dest}\" cannot be "
+                      "mounted because it is inside /proc")
+
+
+def is_procfs(path):
+    """Whether path lies on a procfs mount of the host."""
+    try:
+        dev = os.stat(path).st_dev
+    except OSError:
+        return False
+    wanted = f"{os.major(dev)}:{os.minor(dev)}".encode()
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index(b"-")
+            if fields[2] == wanted and fields[sep + 1] == b"proc":
+                return True
+    return False
+
+
+# Mounts runc makes without the SELinux mount label.
+UNLABELLED_MOUNTS = ("proc", "sysfs", "mqueue", "cgroup", "cgroup2")
+
+
+def mount_label_data(data, label):
+    """Add linux.mountLabel to a mount's data, as runc 1.1.5 does.
+
+    runc adds it whether or not SELinux is enabled; without SELinux the
+    kernel refuses the context= option and the mount fails, as with runc.
+    """
+    option = f'context="{label}"'
+    return f"{data},{option}" if data else option
+
+
+def selinux_enabled():
+    return os.path.exists("/sys/fs/selinux/enforce")
+
+
+def apparmor_enabled():
+    """runc's test: the securityfs directory and the module parameter."""
+    if not os.path.isdir("/sys/kernel/security/apparmor"):
+        return False
+    try:
+        with open("/sys/module/apparmor/parameters/enabled", "rb") as f:
+            return f.read(1) == b"Y"
+    except OSError:
+        return False
+
+
+def apparmor_step(profile, L):
+    """Ask for process.apparmorProfile at the next execve.
+
+    As runc 1.1.5 does, the profile is written whether or not AppArmor
+    is enabled: without it the kernel refuses the write and the
+    container fails to start, naming /proc/self/attr/exec.
+    """
+    attr = "/proc/self/attr/apparmor/exec"
+    if not os.path.exists(attr):
+        attr = "/proc/self/attr/exec"
+    if apparmor_enabled():
+        log.debug("applying apparmor profile %s through %s", profile, attr)
+    else:
+        log.warning("process.apparmorProfile is set but AppArmor is not "
+                    "enabled on this host; writing %s anyway as runc does, "
+                    "and the kernel will refuse it", attr)
+    return (L.OP_WRITE_PROC, b(attr), b(f"exec {profile}"), 0)
 
 
 def cgroup_mount_steps(mount, flags, where, opts, L):
@@ -493,35 +610,57 @@ def finish_rootfs_steps(spec, L):
     return steps
 
 
-def build_exec(process, joins, opts, rootfs):
+def build_exec(process, joins, opts, rootfs, seccomp=None):
     """The plan of `exec`: join the container, then run process.
 
     joins lists (type, path) of the container's namespaces in runc's
     order. Joining the mount namespace makes the container's root the
     process's root and cwd, so the steps after it resolve inside it.
+    seccomp is the container's linux.seccomp, which applies to exec'd
+    processes too.
     """
     from pyrunc._native import launcher as L
 
     steps = []
+    # The user namespace first, as runc does: the container's other
+    # namespaces belong to it, and a rootless runtime has no capability
+    # to join them but the ones it gets there.
+    for ns_type, path in joins:
+        if ns_type == "user":
+            steps.append((L.OP_SETNS, b(path), CLONE_NEWUSER))
     for ns_type, path in joins:
         if ns_type == "pid":
             steps.append((L.OP_SETNS, b(path), CLONE_NEWPID))
             steps.append((L.OP_FORK, 0))
     steps.append((L.OP_SYNC, SYNC_CGROUP))
     for ns_type, path in joins:
-        if ns_type != "pid":
+        if ns_type not in ("pid", "user"):
             steps.append((L.OP_SETNS, b(path), NAMESPACE_FLAGS[ns_type]))
     steps.append((L.OP_SET_ROOT, b"/"))
     if process.terminal:
         steps.append((L.OP_CONSOLE, opts.console_fd,
                       *console_size(process), 1))
-    steps.extend(process_steps(process, opts, L, rootfs, exec_mode=True))
+    if process.apparmor_profile:
+        steps.append(apparmor_step(process.apparmor_profile, L))
+    steps.extend(process_steps(process, opts, L, rootfs, exec_mode=True,
+                               seccomp=seccomp))
     return Plan(clone_flags=0, steps=steps, rootfs=rootfs)
 
 
-def process_steps(process, opts, L, rootfs, exec_mode=False, hooks=()):
-    """Rlimits, console, credentials, capabilities, then the exec."""
+def process_steps(process, opts, L, rootfs, exec_mode=False, hooks=(),
+                  seccomp=None):
+    """Rlimits, console, credentials, capabilities, then the exec.
+
+    seccomp is linux.seccomp; see pyrunc.seccomp for where its filter is
+    loaded and why.
+    """
     steps = []
+    seccomp_filter = None
+    if seccomp is not None:
+        from pyrunc.seccomp import compile_filter
+
+        seccomp_filter = compile_filter(seccomp)
+    nnp = bool(process.no_new_privileges)
     for index, rl in enumerate(process.rlimits):
         number = RLIMITS.get(rl.type)
         if number is None:
@@ -542,18 +681,31 @@ def process_steps(process, opts, L, rootfs, exec_mode=False, hooks=()):
 
     env = container_env(process, opts, rootfs)
     steps.append((L.OP_LOOKUP, b(process.args[0]), env))
-    steps.append((L.OP_CLOSE_FDS, 3 + opts.preserve_fds, opts.fifo_fd))
+    steps.append((L.OP_CLOSE_FDS, 3 + opts.preserve_fds, opts.fifo_fd,
+                  opts.dmz_fd))
+    if seccomp_filter is not None and not nnp:
+        # Loading needs CAP_SYS_ADMIN without no_new_privs: do it before
+        # the capability drop and the user switch, as runc does.
+        steps.append(seccomp_step(seccomp_filter, L))
 
     last = caps.last_cap()
     user = process.user
     capset = process.capabilities
+    if capset is None:
+        # runc drops every capability when the object is absent.
+        from pyrunc.spec.model import Capabilities
+
+        capset = Capabilities()
     if capset is not None:
         bounding = caps.to_mask(capset.bounding,
                                 "process.capabilities.bounding", last)
         steps.append((L.OP_CAPS_BOUNDING, bounding, last))
     gids = struct.pack(f"={len(user.additional_gids)}I",
                        *user.additional_gids)
-    steps.append((L.OP_SET_USER, user.uid, user.gid, gids, 1))
+    # A rootless runtime denied setgroups(2) in the user namespace (see
+    # create.write_id_maps): runc then leaves the groups alone.
+    set_groups = 0 if os.geteuid() != 0 else 1
+    steps.append((L.OP_SET_USER, user.uid, user.gid, gids, set_groups))
     if capset is not None:
         masks = [caps.to_mask(getattr(capset, name),
                               f"process.capabilities.{name}", last)
@@ -565,23 +717,62 @@ def process_steps(process, opts, L, rootfs, exec_mode=False, hooks=()):
     umask = user.umask if user.umask is not None else 0o022
     steps.append((L.OP_UMASK, umask))
     steps.append((L.OP_CHDIR, b(cwd), 0))
+    notify_early = seccomp_filter is not None and nnp and \
+        seccomp_filter.notify
+    if notify_early:
+        # The listener fd goes to the parent, which listens until READY.
+        steps.append(seccomp_step(seccomp_filter, L))
     steps.append((L.OP_READY,))
     if not exec_mode:
         steps.append((L.OP_WAIT_FIFO, opts.fifo_fd))
+    if seccomp_filter is not None and nnp and not notify_early:
+        # As late as possible, so that the profile need not allow the
+        # runtime's own syscalls; startContainer hooks run under it.
+        steps.append(seccomp_step(seccomp_filter, L))
     for hook in hooks:
         steps.append(hook_step(hook, "startContainer", L))
     argv = [b(a) for a in process.args]
-    steps.append((L.OP_EXEC, argv, env))
+    steps.append((L.OP_EXEC, argv, env, opts.dmz_fd,
+                  dmz_path(seccomp_filter, opts.dmz_fd)))
     return steps
+
+
+def dmz_path(seccomp_filter, dmz_fd):
+    """Empty to exec pyrunc-dmz with execveat, else the path to execve.
+
+    The filter is loaded before the exec; a profile that denies execveat
+    (runc's exec is an execve) still gets the sealed memfd, by its
+    /proc/self/fd path. The executor falls back to a plain execve of the
+    program when the container has no /proc.
+    """
+    if dmz_fd < 0 or seccomp_filter is None:
+        return b""
+    from pyrunc.seccomp.filter import allows_execveat
+
+    if allows_execveat(seccomp_filter, dmz_fd, AT_EMPTY_PATH):
+        return b""
+    return b"/proc/self/fd/%d" % dmz_fd
+
+
+def seccomp_step(seccomp_filter, L):
+    """OP_SECCOMP (bpf, flags, sync tag of the notify listener fd)."""
+    from pyrunc.seccomp import SYNC_NOTIFY
+
+    tag = SYNC_NOTIFY if seccomp_filter.notify else 0
+    return (L.OP_SECCOMP, seccomp_filter.bpf, seccomp_filter.flags, tag)
 
 
 def container_env(process, opts, rootfs):
     """The container's environment as bytes, with HOME filled in."""
-    env = list(process.env) + list(opts.extra_env)
-    names = {item.split("=", 1)[0] for item in env}
-    if "HOME" not in names:
-        env.append("HOME=" + home_dir(process.user.uid, rootfs))
-    return [b(item) for item in env]
+    # Like runc, a name given twice keeps its first place and last value
+    # (exec -e PATH=... overrides the config's PATH).
+    merged = {}
+    for item in list(process.env) + list(opts.extra_env):
+        name = item.split("=", 1)[0]
+        merged[name] = item
+    if "HOME" not in merged:
+        merged["HOME"] = "HOME=" + home_dir(process.user.uid, rootfs)
+    return [b(item) for item in merged.values()]
 
 
 def home_dir(uid, rootfs):

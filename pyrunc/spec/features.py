@@ -91,11 +91,35 @@ def features():
                 "systemd": False,
                 "systemdUser": False,
             },
-            # Seccomp filters, LSM labels and RDT are not applied yet.
-            "seccomp": {"enabled": False},
+            "seccomp": seccomp_features(),
+            # LSM labels and RDT are not applied yet.
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
         },
         "annotations": {ANNOTATION_VERSION: pyrunc.__version__},
+    }
+
+
+def seccomp_features():
+    """The seccomp section: what linux.seccomp may use here.
+
+    Filters are built with libseccomp (pyrunc._native.seccomp); without
+    that extension seccomp is reported as disabled. The architectures
+    and supported flags are the ones this libseccomp and kernel handle.
+    """
+    from pyrunc.seccomp import filter as sf
+
+    try:
+        archs = sf.supported_arches()
+        flags = sf.supported_flags()
+    except ImportError:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "actions": sorted(sf.ACTIONS),
+        "operators": sorted(sf.OPERATORS),
+        "archs": archs,
+        "knownFlags": list(sf.FLAGS),
+        "supportedFlags": flags,
     }

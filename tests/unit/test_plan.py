@@ -172,4 +172,4 @@ class TestProcess:
         spec = make_spec(tmp_path)
         opts = P.Options(cid="c1", bundle=str(tmp_path), preserve_fds=2)
         plan = P.build(spec, opts)
-        assert (L.OP_CLOSE_FDS, 5, -1) in plan.steps
+        assert (L.OP_CLOSE_FDS, 5, -1, -1) in plan.steps

@@ -64,7 +64,8 @@ def test_linux_flags():
         "systemd": False,
         "systemdUser": False,
     }
-    assert linux["seccomp"] == {"enabled": False}
+    assert linux["seccomp"]["enabled"] is True
+    assert "SCMP_ACT_NOTIFY" in linux["seccomp"]["actions"]
     assert linux["apparmor"]["enabled"] is False
     assert linux["selinux"]["enabled"] is False
     assert linux["intelRdt"]["enabled"] is False
