@@ -117,6 +117,24 @@ class Manager:
             return False
         return True
 
+    def stats(self):
+        """Return usage figures in the shape of runc's types.Stats.
+
+        The dict json.dumps into what `runc events --stats` prints as
+        the event's data (cpu, cpuset, memory, pids, blkio, hugetlb,
+        intel_rdt, network_interfaces).
+        """
+        raise NotImplementedError
+
+    def oom_watcher(self):
+        """Return a watcher of OOM kills, or None without a memory cgroup.
+
+        The watcher has fileno() and poll_events() for select.poll,
+        read() (how many OOM events since the last read; never blocks)
+        and close().
+        """
+        raise NotImplementedError
+
     # -- driver hooks ------------------------------------------------------
 
     def _pids_dir(self):

@@ -2,13 +2,15 @@
 
 The spec model is duck-typed here: any object with the model's snake_case
 attributes (or a dict with those keys) works, so tests can use
-SimpleNamespace. Zero means "not set", as in runc's configs.Resources.
+SimpleNamespace. Zero means "not set", as in runc's configs.Resources;
+fields that runc keeps as pointers (swappiness, cpu idle and burst,
+useHierarchy) are None when unset.
 """
 
 from pyrunc import log as _log
 
 from pyrunc.cgroups import devices
-from pyrunc.errors import ConfigError, NotSupported
+from pyrunc.errors import ConfigError
 
 log = _log.get_logger(__name__)
 
@@ -20,6 +22,8 @@ F_MEM_RESERVATION = PREFIX + ".memory.reservation"
 F_MEM_SWAP = PREFIX + ".memory.swap"
 F_MEM_SWAPPINESS = PREFIX + ".memory.swappiness"
 F_MEM_OOM = PREFIX + ".memory.disableOOMKiller"
+F_MEM_HIERARCHY = PREFIX + ".memory.useHierarchy"
+F_MEM_CHECK = PREFIX + ".memory.checkBeforeUpdate"
 F_CPU_SHARES = PREFIX + ".cpu.shares"
 F_CPU_QUOTA = PREFIX + ".cpu.quota"
 F_CPU_PERIOD = PREFIX + ".cpu.period"
@@ -27,25 +31,30 @@ F_CPU_RT_RUNTIME = PREFIX + ".cpu.realtimeRuntime"
 F_CPU_RT_PERIOD = PREFIX + ".cpu.realtimePeriod"
 F_CPU_CPUS = PREFIX + ".cpu.cpus"
 F_CPU_MEMS = PREFIX + ".cpu.mems"
+F_CPU_IDLE = PREFIX + ".cpu.idle"
+F_CPU_BURST = PREFIX + ".cpu.burst"
 F_PIDS_LIMIT = PREFIX + ".pids.limit"
+F_BLKIO = PREFIX + ".blockIO"
+F_BLKIO_WEIGHT = F_BLKIO + ".weight"
+F_BLKIO_LEAF_WEIGHT = F_BLKIO + ".leafWeight"
+F_BLKIO_WEIGHT_DEVICE = F_BLKIO + ".weightDevice"
+F_HUGETLB = PREFIX + ".hugepageLimits"
+F_NET_CLASSID = PREFIX + ".network.classID"
+F_NET_PRIORITIES = PREFIX + ".network.priorities"
+F_RDMA = PREFIX + ".rdma"
 F_DEVICES = devices.FIELD
 F_UNIFIED = PREFIX + ".unified"
 
-# Fields runc 1.1.5 implements and pyrunc does not yet: refused loudly.
-_NOT_YET = (
-    ("block_io", "blockIO"),
-    ("hugepage_limits", "hugepageLimits"),
-    ("network", "network"),
-    ("rdma", "rdma"),
-)
-
-# Fields runc 1.1.5 does not know at all, so it ignores them: a config
-# that works with runc must work here too.
-_IGNORED = (
-    ("memory", "use_hierarchy", "useHierarchy"),
-    ("memory", "check_before_update", "checkBeforeUpdate"),
-    ("cpu", "idle", "idle"),
-    ("cpu", "burst", "burst"),
+# The four throttle lists: model attribute, JSON name, v1 file, v2 key.
+THROTTLES = (
+    ("throttle_read_bps_device", "throttleReadBpsDevice",
+     "blkio.throttle.read_bps_device", "rbps"),
+    ("throttle_write_bps_device", "throttleWriteBpsDevice",
+     "blkio.throttle.write_bps_device", "wbps"),
+    ("throttle_read_iops_device", "throttleReadIOPSDevice",
+     "blkio.throttle.read_iops_device", "riops"),
+    ("throttle_write_iops_device", "throttleWriteIOPSDevice",
+     "blkio.throttle.write_iops_device", "wiops"),
 )
 
 
@@ -86,6 +95,45 @@ def is_empty(value):
     return all(is_empty(getattr(value, n, None)) for n in names)
 
 
+class WeightDevice:
+    """blockIO.weightDevice[i]: weights of one block device."""
+
+    __slots__ = ("major", "minor", "weight", "leaf_weight", "field")
+
+    def __init__(self, major, minor, weight, leaf_weight, field):
+        self.major = major
+        self.minor = minor
+        self.weight = weight
+        self.leaf_weight = leaf_weight
+        self.field = field
+
+    def weight_line(self):
+        return f"{self.major}:{self.minor} {self.weight}"
+
+    def leaf_weight_line(self):
+        return f"{self.major}:{self.minor} {self.leaf_weight}"
+
+
+class Throttle:
+    """One entry of a blockIO throttle list: a rate for one device."""
+
+    __slots__ = ("major", "minor", "rate", "field")
+
+    def __init__(self, major, minor, rate, field):
+        self.major = major
+        self.minor = minor
+        self.rate = rate
+        self.field = field
+
+    def line(self):
+        """The v1 form, "8:0 1048576"."""
+        return f"{self.major}:{self.minor} {self.rate}"
+
+    def v2_line(self, key):
+        """The io.max form, "8:0 rbps=1048576"."""
+        return f"{self.major}:{self.minor} {key}={self.rate}"
+
+
 class Limits:
     """The resources of a container as plain values; 0 means unset."""
 
@@ -95,6 +143,8 @@ class Limits:
         self.memory_swap = 0
         self.swappiness = None
         self.oom_kill_disable = False
+        self.use_hierarchy = None
+        self.check_before_update = False
         self.cpu_shares = 0
         self.cpu_quota = 0
         self.cpu_period = 0
@@ -102,13 +152,40 @@ class Limits:
         self.cpu_rt_period = 0
         self.cpuset_cpus = ""
         self.cpuset_mems = ""
+        self.cpu_idle = None
+        self.cpu_burst = None
         self.pids_limit = 0
+        self.blkio_weight = 0
+        self.blkio_leaf_weight = 0
+        self.blkio_weight_device = []
+        # model attribute of THROTTLES -> list of Throttle
+        self.blkio_throttle = {}
+        # (page size, limit, field)
+        self.hugetlb = []
+        self.net_cls_classid = 0
+        # (interface, priority)
+        self.net_prio_ifpriomap = []
+        # device name -> (hca_handles or None, hca_objects or None)
+        self.rdma = {}
         self.devices = []
+        self.skip_devices = False
         self.unified = {}
+
+    def has_blkio(self):
+        return bool(
+            self.blkio_weight
+            or self.blkio_leaf_weight
+            or self.blkio_weight_device
+            or any(self.blkio_throttle.values())
+        )
 
 
 def _int(value):
     return 0 if value is None else int(value)
+
+
+def _opt_int(value):
+    return None if value is None else int(value)
 
 
 def _memory(lim, mem):
@@ -117,9 +194,11 @@ def _memory(lim, mem):
     lim.memory = _int(_get(mem, "limit"))
     lim.memory_reservation = _int(_get(mem, "reservation"))
     lim.memory_swap = _int(_get(mem, "swap"))
-    swappiness = _get(mem, "swappiness")
-    lim.swappiness = None if swappiness is None else int(swappiness)
+    lim.swappiness = _opt_int(_get(mem, "swappiness"))
     lim.oom_kill_disable = bool(_get(mem, "disable_oom_killer"))
+    hierarchy = _get(mem, "use_hierarchy")
+    lim.use_hierarchy = None if hierarchy is None else bool(hierarchy)
+    lim.check_before_update = bool(_get(mem, "check_before_update"))
     if _get(mem, "kernel") is not None or _get(mem, "kernel_tcp") is not None:
         # Same behaviour and words as runc 1.1.5.
         log.warning("kernel memory settings are ignored and will be removed")
@@ -135,25 +214,94 @@ def _cpu(lim, cpu):
     lim.cpu_rt_period = _int(_get(cpu, "realtime_period"))
     lim.cpuset_cpus = _get(cpu, "cpus") or ""
     lim.cpuset_mems = _get(cpu, "mems") or ""
+    lim.cpu_idle = _opt_int(_get(cpu, "idle"))
+    lim.cpu_burst = _opt_int(_get(cpu, "burst"))
 
 
-def limits(resources, v1, linux_devices=None):
+def _device_numbers(item, field):
+    major = _get(item, "major")
+    minor = _get(item, "minor")
+    if major is None or minor is None:
+        raise ConfigError(f"{field}: major and minor are required")
+    return int(major), int(minor)
+
+
+def _block_io(lim, bio):
+    if bio is None:
+        return
+    lim.blkio_weight = _int(_get(bio, "weight"))
+    lim.blkio_leaf_weight = _int(_get(bio, "leaf_weight"))
+    for i, item in enumerate(_get(bio, "weight_device") or ()):
+        field = f"{F_BLKIO_WEIGHT_DEVICE}[{i}]"
+        major, minor = _device_numbers(item, field)
+        lim.blkio_weight_device.append(
+            WeightDevice(
+                major,
+                minor,
+                _int(_get(item, "weight")),
+                _int(_get(item, "leaf_weight")),
+                field,
+            )
+        )
+    for attr, name, _v1, _v2 in THROTTLES:
+        entries = []
+        for i, item in enumerate(_get(bio, attr) or ()):
+            field = f"{F_BLKIO}.{name}[{i}]"
+            major, minor = _device_numbers(item, field)
+            entries.append(
+                Throttle(major, minor, _int(_get(item, "rate")), field)
+            )
+        lim.blkio_throttle[attr] = entries
+
+
+def _hugetlb(lim, limits):
+    for i, item in enumerate(limits or ()):
+        field = f"{F_HUGETLB}[{i}]"
+        size = _get(item, "page_size") or _get(item, "pagesize") or ""
+        if not size:
+            raise ConfigError(f"{field}.pageSize: cannot be empty")
+        lim.hugetlb.append((size, _int(_get(item, "limit")), field))
+
+
+def _network(lim, net):
+    if net is None:
+        return
+    lim.net_cls_classid = _int(_get(net, "class_id"))
+    for i, item in enumerate(_get(net, "priorities") or ()):
+        if isinstance(item, (tuple, list)):
+            name, prio = item
+        else:
+            name = _get(item, "name")
+            prio = _get(item, "priority")
+        if not name:
+            raise ConfigError(
+                f"{F_NET_PRIORITIES}[{i}].name: cannot be empty"
+            )
+        lim.net_prio_ifpriomap.append((name, _int(prio)))
+
+
+def _rdma(lim, rdma):
+    for name, item in (rdma or {}).items():
+        if item is None:
+            item = {}
+        handles = _get(item, "hca_handles")
+        if handles is None:
+            handles = _get(item, "hcaHandles")
+        objects = _get(item, "hca_objects")
+        if objects is None:
+            objects = _get(item, "hcaObjects")
+        lim.rdma[name] = (_opt_int(handles), _opt_int(objects))
+
+
+def limits(resources, v1, linux_devices=None, skip_devices=False):
     """Return the Limits of resources (None allowed) for a v1 or v2 host.
 
-    Raises NotSupported for a non-empty field pyrunc does not implement
-    yet, and ConfigError for a value no host could accept. The device
-    rules always end with runc's default allow list, even without
-    resources, because runc builds them that way.
+    Raises ConfigError for a value no host could accept. The device rules
+    always end with runc's default allow list, even without resources,
+    because runc builds them that way; skip_devices (what `update` asks
+    for, as runc does) leaves the device cgroup alone.
     """
     lim = Limits()
-    for attr, name in _NOT_YET:
-        if not is_empty(_get(resources, attr)):
-            raise NotSupported(f"{PREFIX}.{name}: not supported yet")
-    for group, attr, name in _IGNORED:
-        if _get(_get(resources, group), attr) is not None:
-            log.debug(
-                "ignoring %s.%s.%s as runc 1.1.5 does", PREFIX, group, name
-            )
     unified = _get(resources, "unified")
     if unified:
         if v1:
@@ -165,17 +313,44 @@ def limits(resources, v1, linux_devices=None):
     _memory(lim, _get(resources, "memory"))
     _cpu(lim, _get(resources, "cpu"))
     lim.pids_limit = _int(_get(_get(resources, "pids"), "limit"))
-    lim.devices = devices.effective_rules(
-        _get(resources, "devices"), linux_devices
-    )
+    _block_io(lim, _get(resources, "block_io"))
+    _hugetlb(lim, _get(resources, "hugepage_limits"))
+    _network(lim, _get(resources, "network"))
+    _rdma(lim, _get(resources, "rdma"))
+    lim.skip_devices = skip_devices
+    if not skip_devices:
+        lim.devices = devices.effective_rules(
+            _get(resources, "devices"), linux_devices
+        )
     return lim
 
 
+def rdma_line(name, handles, objects):
+    """Return the rdma.max line for one device (runc's format)."""
+    line = name
+    if handles is not None:
+        line += f" hca_handle={handles}"
+    if objects is not None:
+        line += f" hca_object={objects}"
+    return line
+
+
 def cpu_weight(shares):
-    """Convert v1 cpu.shares [2, 262144] to v2 cpu.weight [1, 10000]."""
+    """Convert v1 cpu.shares [2, 262144] to v2 cpu.weight [1, 10000].
+
+    The linear mapping of runc 1.1.5 (later runc versions use a curve
+    that maps the default 1024 to 100; pyrunc follows 1.1.5).
+    """
     if shares == 0:
         return 0
     return 1 + ((shares - 2) * 9999) // 262142
+
+
+def io_weight(blkio_weight):
+    """Convert a v1 blkio weight [10, 1000] to v2 io.weight [1, 10000]."""
+    if blkio_weight == 0:
+        return 0
+    return 1 + (blkio_weight - 10) * 9999 // 990
 
 
 def swap_v2(swap, memory):

@@ -10,19 +10,16 @@ from pyrunc import log as _log
 import os
 import time
 
-from pyrunc.cgroups import base, fsutil
+from pyrunc.cgroups import base, fsutil, oom, stats, v1res
 from pyrunc.cgroups import resources as res
 from pyrunc.cgroups.devices import Emulator
 from pyrunc.cgroups.detect import HYBRID, UNIFIED, V1
-from pyrunc.errors import CgroupError, ConfigError
+from pyrunc.errors import CgroupError
 
 log = _log.get_logger(__name__)
 
 # Hierarchies that only track membership: failures there are not fatal.
 _JOIN_ONLY = ("name=systemd", UNIFIED)
-
-_MEM_LIMIT = "memory.limit_in_bytes"
-_MEMSW_LIMIT = "memory.memsw.limit_in_bytes"
 
 
 class V1Manager(base.Manager):
@@ -70,18 +67,30 @@ class V1Manager(base.Manager):
 
     # -- set ---------------------------------------------------------------
 
-    def set(self, resources, linux_devices=None):
+    def set(self, resources, linux_devices=None, skip_devices=False):
         """Write the limits of resources (may be None) to the cgroups.
 
-        linux_devices (spec linux.devices) only drops runc's default
-        allow rule of a device the spec redefines, by path.
+        Controllers are visited in runc's order. linux_devices (spec
+        linux.devices) only drops runc's default allow rule of a device
+        the spec redefines, by path; skip_devices leaves the devices
+        cgroup as it is (what `update` does).
         """
-        lim = res.limits(resources, v1=True, linux_devices=linux_devices)
+        lim = res.limits(
+            resources,
+            v1=True,
+            linux_devices=linux_devices,
+            skip_devices=skip_devices,
+        )
         self._set_cpuset(lim)
-        self._set_devices(lim)
-        self._set_memory(lim)
-        self._set_cpu(lim)
-        self._set_pids(lim)
+        if not lim.skip_devices:
+            self._set_devices(lim)
+        v1res.set_memory(self._dir, lim)
+        v1res.set_cpu(self._dir, lim)
+        v1res.set_pids(self._dir, lim)
+        v1res.set_blkio(self._dir, lim)
+        v1res.set_hugetlb(self._dir, lim)
+        v1res.set_network(self._dir, lim)
+        v1res.set_rdma(self._dir, lim)
 
     def _dir(self, ctrl, field):
         path = self._paths.get(ctrl)
@@ -125,85 +134,6 @@ class V1Manager(base.Manager):
                 f"{res.F_DEVICES}: resulting devices cgroup doesn't "
                 "match target mode"
             )
-
-    def _set_memory(self, lim):
-        limit = lim.memory
-        swap = lim.memory_swap
-        swappiness = lim.swappiness
-        if swappiness == -1:
-            swappiness = None
-        wanted = [
-            (limit, res.F_MEM_LIMIT),
-            (swap, res.F_MEM_SWAP),
-            (lim.memory_reservation, res.F_MEM_RESERVATION),
-            (lim.oom_kill_disable, res.F_MEM_OOM),
-            (swappiness is not None, res.F_MEM_SWAPPINESS),
-        ]
-        fields = [field for value, field in wanted if value]
-        if not fields:
-            return
-        path = self._dir("memory", fields[0])
-        if swappiness is not None and not 0 <= swappiness <= 100:
-            raise ConfigError(
-                f"{res.F_MEM_SWAPPINESS}: invalid memory swappiness value: "
-                f"{swappiness} (valid range is 0-100)"
-            )
-        memsw = os.path.join(path, _MEMSW_LIMIT)
-        if limit == -1 and swap == 0 and os.path.exists(memsw):
-            # Unlimited memory with swap unset means unlimited swap too.
-            swap = -1
-        _set_memory_and_swap(path, limit, swap)
-        if lim.memory_reservation:
-            fsutil.set_value(
-                path,
-                "memory.soft_limit_in_bytes",
-                lim.memory_reservation,
-                res.F_MEM_RESERVATION,
-            )
-        if lim.oom_kill_disable:
-            fsutil.set_value(path, "memory.oom_control", 1, res.F_MEM_OOM)
-        if swappiness is not None:
-            fsutil.set_value(
-                path, "memory.swappiness", swappiness, res.F_MEM_SWAPPINESS
-            )
-
-    def _set_cpu(self, lim):
-        wanted = [
-            (lim.cpu_shares, res.F_CPU_SHARES),
-            (lim.cpu_period, res.F_CPU_PERIOD),
-            (lim.cpu_quota, res.F_CPU_QUOTA),
-            (lim.cpu_rt_period, res.F_CPU_RT_PERIOD),
-            (lim.cpu_rt_runtime, res.F_CPU_RT_RUNTIME),
-        ]
-        fields = [field for value, field in wanted if value]
-        if not fields:
-            return
-        path = self._dir("cpu", fields[0])
-        if lim.cpu_shares:
-            _set_shares(path, lim.cpu_shares)
-        _set_cfs(path, lim.cpu_quota, lim.cpu_period)
-        if lim.cpu_rt_period:
-            fsutil.set_value(
-                path,
-                "cpu.rt_period_us",
-                lim.cpu_rt_period,
-                res.F_CPU_RT_PERIOD,
-            )
-        if lim.cpu_rt_runtime:
-            fsutil.set_value(
-                path,
-                "cpu.rt_runtime_us",
-                lim.cpu_rt_runtime,
-                res.F_CPU_RT_RUNTIME,
-            )
-
-    def _set_pids(self, lim):
-        if lim.pids_limit == 0:
-            return
-        path = self._dir("pids", res.F_PIDS_LIMIT)
-        # Any negative limit means unlimited on v1 (runc fs/pids.go).
-        value = "max" if lim.pids_limit < 0 else lim.pids_limit
-        fsutil.set_value(path, "pids.max", value, res.F_PIDS_LIMIT)
 
     # -- apply -------------------------------------------------------------
 
@@ -295,25 +225,15 @@ class V1Manager(base.Manager):
         return None
 
     def stats(self):
-        """Return memory, pids and cpu usage figures that can be read."""
-        out = {}
-        mem = self._paths.get("memory")
-        if mem is not None:
-            out["memory"] = {
-                "usage": base.read_stat(mem, "memory.usage_in_bytes"),
-                "max_usage": base.read_stat(mem, "memory.max_usage_in_bytes"),
-                "limit": base.read_stat(mem, _MEM_LIMIT),
-            }
-        pids = self._paths.get("pids")
-        if pids is not None:
-            out["pids"] = {
-                "current": base.read_stat(pids, "pids.current"),
-                "limit": base.read_stat(pids, "pids.max"),
-            }
-        acct = self._paths.get("cpuacct")
-        if acct is not None:
-            out["cpu"] = {"usage": base.read_stat(acct, "cpuacct.usage")}
-        return out
+        """Return usage figures in the shape of runc's types.Stats."""
+        return stats.v1_stats(self._paths)
+
+    def oom_watcher(self):
+        """Return an OomWatcher on the memory cgroup (None without)."""
+        path = self._paths.get("memory")
+        if path is None:
+            return None
+        return oom.V1OomWatcher(path)
 
 
 def _join_error(pid, path, err):
@@ -348,85 +268,6 @@ def _cpuset_copy(current, parent):
 def _devices_state(path):
     text = _read_or_raise(path, "devices.list")
     return Emulator.from_list(text)
-
-
-def _set_limit(path, value):
-    """Write memory.limit_in_bytes; EBUSY reports the usage, as runc."""
-    try:
-        fsutil.write_file(path, _MEM_LIMIT, value)
-    except OSError as err:
-        error = fsutil.write_error(
-            res.F_MEM_LIMIT, value, os.path.join(path, _MEM_LIMIT), err
-        )
-        if err.errno == errno.EBUSY:
-            usage = base.read_stat(path, "memory.usage_in_bytes")
-            peak = base.read_stat(path, "memory.max_usage_in_bytes")
-            error = CgroupError(
-                f"{error} (current usage: {usage}, peak usage: {peak})"
-            )
-        raise error from err
-
-
-def _set_memory_and_swap(path, limit, swap):
-    # memsw must stay >= limit at every step, so the order depends on
-    # whether the new memory+swap value is above the current limit.
-    if limit and swap:
-        try:
-            current = fsutil.read_int(path, _MEM_LIMIT)
-        except (OSError, ValueError) as err:
-            raise CgroupError(
-                f"{res.F_MEM_LIMIT}: read {path}/{_MEM_LIMIT}: {err}"
-            ) from err
-        if swap == -1 or (current != -1 and current < swap):
-            fsutil.set_value(path, _MEMSW_LIMIT, swap, res.F_MEM_SWAP)
-            _set_limit(path, limit)
-            return
-    if limit:
-        _set_limit(path, limit)
-    if swap:
-        fsutil.set_value(path, _MEMSW_LIMIT, swap, res.F_MEM_SWAP)
-
-
-def _set_shares(path, shares):
-    fsutil.set_value(path, "cpu.shares", shares, res.F_CPU_SHARES)
-    # The kernel clamps out-of-range shares silently; runc reads the
-    # value back and reports the bound instead.
-    try:
-        actual = fsutil.read_int(path, "cpu.shares")
-    except (OSError, ValueError) as err:
-        raise CgroupError(
-            f"{res.F_CPU_SHARES}: read {path}/cpu.shares: {err}"
-        ) from err
-    if shares > actual:
-        raise CgroupError(
-            f"{res.F_CPU_SHARES}: the maximum allowed cpu-shares is {actual}"
-        )
-    if shares < actual:
-        raise CgroupError(
-            f"{res.F_CPU_SHARES}: the minimum allowed cpu-shares is {actual}"
-        )
-
-
-def _set_cfs(path, quota, period):
-    # The kernel refuses a period whose quota (already set) would exceed
-    # limits; in that case write the quota first and the period after.
-    late_period = 0
-    if period:
-        try:
-            fsutil.write_file(path, "cpu.cfs_period_us", period)
-        except OSError as err:
-            if err.errno != errno.EINVAL or not quota:
-                name = os.path.join(path, "cpu.cfs_period_us")
-                raise fsutil.write_error(
-                    res.F_CPU_PERIOD, period, name, err
-                ) from err
-            late_period = period
-    if quota:
-        fsutil.set_value(path, "cpu.cfs_quota_us", quota, res.F_CPU_QUOTA)
-        if late_period:
-            fsutil.set_value(
-                path, "cpu.cfs_period_us", late_period, res.F_CPU_PERIOD
-            )
 
 
 def _freeze(path):

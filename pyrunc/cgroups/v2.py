@@ -5,7 +5,7 @@ from pyrunc import log as _log
 import os
 import time
 
-from pyrunc.cgroups import base, fsutil
+from pyrunc.cgroups import base, fsutil, oom, stats, v1res
 from pyrunc.cgroups import resources as res
 from pyrunc.cgroups.detect import UNIFIED, V2
 from pyrunc.errors import CgroupError, ConfigError
@@ -89,77 +89,216 @@ class V2Manager(base.Manager):
 
     # -- set ---------------------------------------------------------------
 
-    def set(self, resources, linux_devices=None):
-        """Write the limits of resources (may be None) to the cgroup."""
-        lim = res.limits(resources, v1=False, linux_devices=linux_devices)
+    def set(self, resources, linux_devices=None, skip_devices=False):
+        """Write the limits of resources (may be None) to the cgroup.
+
+        In runc's fs2 order. v1-only knobs that runc ignores on cgroup
+        v2 are ignored with a warning; skip_devices leaves the device
+        filter as it is (what `update` does).
+        """
+        lim = res.limits(
+            resources,
+            v1=False,
+            linux_devices=linux_devices,
+            skip_devices=skip_devices,
+        )
+        _warn_ignored(lim)
         path = self._path
         if lim.pids_limit != 0:
-            fsutil.set_value(
-                path, "pids.max", _num(lim.pids_limit), res.F_PIDS_LIMIT
-            )
+            self._write("pids.max", _num(lim.pids_limit), res.F_PIDS_LIMIT)
         self._set_memory(lim)
+        self._set_io(lim)
         self._set_cpu(lim)
-        # TODO: device rules need an eBPF program on cgroup2; until it
-        # exists a v2 container gets no device restriction.
-        log.debug("skipping %d device rules on cgroup v2", len(lim.devices))
+        if not lim.skip_devices:
+            self._set_devices(lim)
         if lim.cpuset_cpus:
-            fsutil.set_value(
-                path, "cpuset.cpus", lim.cpuset_cpus, res.F_CPU_CPUS
-            )
+            self._write("cpuset.cpus", lim.cpuset_cpus, res.F_CPU_CPUS)
         if lim.cpuset_mems:
-            fsutil.set_value(
-                path, "cpuset.mems", lim.cpuset_mems, res.F_CPU_MEMS
-            )
+            self._write("cpuset.mems", lim.cpuset_mems, res.F_CPU_MEMS)
+        for size, limit, field in lim.hugetlb:
+            name = f"hugetlb.{size}.max"
+            if not os.path.exists(os.path.join(path, name)):
+                self._require("hugetlb", field)
+                v1res.check_page_size(path, name, size, field)
+            self._write(name, limit, field + ".limit")
+        for name, (handles, objects) in lim.rdma.items():
+            field = f"{res.F_RDMA}[{name!r}]"
+            line = res.rdma_line(name, handles, objects)
+            self._write("rdma.max", line, field)
         self._set_unified(lim.unified)
 
+    def _controllers(self):
+        try:
+            text = fsutil.read_file(self._path, "cgroup.controllers")
+        except OSError:
+            return None
+        return text.split()
+
+    def _require(self, controller, field):
+        """Raise a clear error if controller is not enabled here."""
+        have = self._controllers()
+        if have is not None and controller not in have:
+            raise CgroupError(
+                f"{field}: the {controller} controller is not available "
+                f"in {self._path} (cgroup.controllers: {' '.join(have)})"
+            )
+
+    def _write(self, name, value, field):
+        """Write one file; a missing one names its controller."""
+        try:
+            fsutil.write_file(self._path, name, value)
+        except OSError as err:
+            if err.errno == errno.ENOENT:
+                self._require(name.split(".", 1)[0], field)
+            target = os.path.join(self._path, name)
+            raise fsutil.write_error(field, value, target, err) from err
+
     def _set_memory(self, lim):
-        if lim.swappiness not in (None, -1) or lim.oom_kill_disable:
-            # cgroup2 has neither knob; runc 1.1.5 ignores them as well.
-            log.debug("ignoring memory swappiness/disableOOMKiller on v2")
         if not (lim.memory or lim.memory_reservation or lim.memory_swap):
             return
         path = self._path
         swap = res.swap_v2(lim.memory_swap, lim.memory)
+        if lim.check_before_update:
+            _check_memory_usage(path, lim)
         swap_str = _num(swap)
         if swap == 0 and lim.memory_swap > 0:
             # memory == memory+swap: no swap at all.
             swap_str = "0"
         # Writing "" to memory.swap.max would mean 0: only write a value.
         if swap_str:
-            fsutil.set_value(path, "memory.swap.max", swap_str, res.F_MEM_SWAP)
+            try:
+                fsutil.write_file(path, "memory.swap.max", swap_str)
+            except OSError as err:
+                # A kernel without swap accounting has no such file:
+                # "max" and "0" then mean what it does anyway.
+                missing = err.errno == errno.ENOENT
+                if not (missing and swap_str in ("max", "0")):
+                    target = os.path.join(path, "memory.swap.max")
+                    raise fsutil.write_error(
+                        res.F_MEM_SWAP, swap_str, target, err
+                    ) from err
         if lim.memory:
-            fsutil.set_value(
-                path, "memory.max", _num(lim.memory), res.F_MEM_LIMIT
-            )
+            self._write("memory.max", _num(lim.memory), res.F_MEM_LIMIT)
         if lim.memory_reservation:
-            fsutil.set_value(
-                path,
+            self._write(
                 "memory.low",
                 _num(lim.memory_reservation),
                 res.F_MEM_RESERVATION,
             )
 
-    def _set_cpu(self, lim):
-        if lim.cpu_rt_period or lim.cpu_rt_runtime:
-            log.debug("ignoring realtime cpu settings on v2, as runc does")
+    def _set_io(self, lim):
+        if not lim.has_blkio():
+            return
         path = self._path
+        bfq = None
+        if lim.blkio_weight or lim.blkio_weight_device:
+            bfq = _read_optional(path, "io.bfq.weight")
+        if lim.blkio_weight:
+            if bfq is not None:
+                # BFQ takes the v1 weight range [1, 1000] as it is.
+                self._write(
+                    "io.bfq.weight", lim.blkio_weight, res.F_BLKIO_WEIGHT
+                )
+            else:
+                weight = res.io_weight(lim.blkio_weight)
+                self._write("io.weight", weight, res.F_BLKIO_WEIGHT)
+        # io.bfq.weight takes per-device lines only on kernels that show
+        # "default N" in it (5.4+); a bare number means it cannot.
+        per_device = bfq is not None and not bfq.strip().isdigit()
+        for wd in lim.blkio_weight_device:
+            if wd.weight and per_device:
+                self._write("io.bfq.weight", wd.weight_line(),
+                            wd.field + ".weight")
+            elif wd.weight:
+                log.warning(
+                    "%s: per-device weights need BFQ, ignored as runc does",
+                    wd.field,
+                )
+        for attr, _name, _v1, key in res.THROTTLES:
+            for td in lim.blkio_throttle.get(attr, ()):
+                self._write("io.max", td.v2_line(key), td.field)
+
+    def _set_cpu(self, lim):
+        path = self._path
+        if lim.cpu_idle is not None:
+            self._write("cpu.idle", lim.cpu_idle, res.F_CPU_IDLE)
         weight = res.cpu_weight(lim.cpu_shares)
         if weight:
-            fsutil.set_value(path, "cpu.weight", weight, res.F_CPU_SHARES)
+            self._write("cpu.weight", weight, res.F_CPU_SHARES)
+        late_burst = None
+        if lim.cpu_burst is not None:
+            try:
+                fsutil.write_file(path, "cpu.max.burst", lim.cpu_burst)
+            except OSError as err:
+                # A burst above the old quota is refused; retry after
+                # the new quota when there is one (as runc).
+                if err.errno != errno.EINVAL or not lim.cpu_quota:
+                    if err.errno == errno.ENOENT:
+                        self._require("cpu", res.F_CPU_BURST)
+                    target = os.path.join(path, "cpu.max.burst")
+                    raise fsutil.write_error(
+                        res.F_CPU_BURST, lim.cpu_burst, target, err
+                    ) from err
+                late_burst = lim.cpu_burst
         if lim.cpu_quota or lim.cpu_period:
             quota = "max"
             if lim.cpu_quota > 0:
                 quota = str(lim.cpu_quota)
             period = lim.cpu_period or _DEFAULT_PERIOD
             field = res.F_CPU_QUOTA if lim.cpu_quota else res.F_CPU_PERIOD
-            fsutil.set_value(path, "cpu.max", f"{quota} {period}", field)
+            self._write("cpu.max", f"{quota} {period}", field)
+        if late_burst is not None:
+            self._write("cpu.max.burst", late_burst, res.F_CPU_BURST)
+
+    def _set_devices(self, lim):
+        from pyrunc.cgroups import bpf, devicefilter
+
+        insns = devicefilter.program(lim.devices)
+        try:
+            fd = os.open(self._path, os.O_DIRECTORY | os.O_RDONLY
+                         | os.O_CLOEXEC)
+        except OSError as err:
+            raise CgroupError(
+                f"{res.F_DEVICES}: open {self._path}: "
+                f"{os.strerror(err.errno)}"
+            ) from err
+        try:
+            bpf.attach_device_filter(fd, insns, devicefilter.LICENSE)
+        except OSError as err:
+            if _can_skip_bpf_error(lim.devices):
+                log.debug("ignoring device filter error: %s", err)
+                return
+            raise CgroupError(
+                f"{res.F_DEVICES}: cannot attach the device filter to "
+                f"{self._path}: {err.strerror}"
+            ) from err
+        finally:
+            os.close(fd)
 
     def _set_unified(self, unified):
         for key, value in unified.items():
             field = f"{res.F_UNIFIED}[{key!r}]"
             if "/" in key or key in ("", ".", ".."):
                 raise ConfigError(f"{field}: must be a file name (no slashes)")
-            fsutil.set_value(self._path, key, value, field)
+            try:
+                fsutil.write_file(self._path, key, value)
+            except OSError as err:
+                if err.errno in (errno.ENOENT, errno.EPERM):
+                    ctrl, dot, _param = key.partition(".")
+                    if not dot:
+                        raise ConfigError(
+                            f"{field}: must be in the form "
+                            "CONTROLLER.PARAMETER"
+                        ) from err
+                    have = self._controllers() or []
+                    if ctrl != "cgroup" and ctrl not in have:
+                        raise CgroupError(
+                            f"{field}: can't be set: controller {ctrl!r} "
+                            "not available"
+                        ) from err
+                target = os.path.join(self._path, key)
+                raise fsutil.write_error(field, value, target, err) \
+                    from err
 
     # -- apply -------------------------------------------------------------
 
@@ -235,28 +374,92 @@ class V2Manager(base.Manager):
         return True
 
     def stats(self):
-        """Return memory, pids and cpu usage figures that can be read."""
-        path = self._path
-        out = {
-            "memory": {
-                "usage": base.read_stat(path, "memory.current"),
-                "limit": base.read_stat(path, "memory.max"),
-            },
-            "pids": {
-                "current": base.read_stat(path, "pids.current"),
-                "limit": base.read_stat(path, "pids.max"),
-            },
-        }
-        try:
-            text = fsutil.read_file(path, "cpu.stat")
-        except OSError:
-            return out
-        for line in text.splitlines():
-            key, _, value = line.partition(" ")
-            if key == "usage_usec":
-                # In nanoseconds, like v1 cpuacct.usage.
-                out["cpu"] = {"usage": int(value) * 1000}
-        return out
+        """Return usage figures in the shape of runc's types.Stats."""
+        return stats.v2_stats(self._path)
+
+    def oom_watcher(self):
+        """Return an OomWatcher on memory.events (None without it)."""
+        if not os.path.exists(os.path.join(self._path, "memory.events")):
+            return None
+        return oom.V2OomWatcher(self._path)
+
+
+def _warn_ignored(lim):
+    """Warn about the v1-only fields runc ignores on cgroup v2."""
+    ignored = []
+    if lim.swappiness not in (None, -1):
+        ignored.append(res.F_MEM_SWAPPINESS)
+    if lim.oom_kill_disable:
+        ignored.append(res.F_MEM_OOM)
+    if lim.use_hierarchy is False:
+        # cgroup v2 is always hierarchical; true is what it does.
+        ignored.append(res.F_MEM_HIERARCHY)
+    if lim.cpu_rt_period:
+        ignored.append(res.F_CPU_RT_PERIOD)
+    if lim.cpu_rt_runtime:
+        ignored.append(res.F_CPU_RT_RUNTIME)
+    if lim.blkio_leaf_weight:
+        ignored.append(res.F_BLKIO_LEAF_WEIGHT)
+    if any(wd.leaf_weight for wd in lim.blkio_weight_device):
+        ignored.append(res.F_BLKIO_WEIGHT_DEVICE + "[].leafWeight")
+    if lim.net_cls_classid:
+        ignored.append(res.F_NET_CLASSID)
+    if lim.net_prio_ifpriomap:
+        ignored.append(res.F_NET_PRIORITIES)
+    for field in ignored:
+        log.warning("%s: not supported on cgroup v2, ignored", field)
+
+
+def _check_memory_usage(path, lim):
+    """checkBeforeUpdate: refuse a limit below the current usage.
+
+    cgroup v1 refuses such a limit by itself; v2 would accept it and
+    OOM-kill the container, so runc checks first. Best effort: without
+    memory.current there is nothing to compare.
+    """
+    try:
+        usage = fsutil.read_int(path, "memory.current")
+    except (OSError, ValueError):
+        return
+    if lim.memory_swap > 0 and lim.memory_swap <= usage:
+        raise CgroupError(
+            f"{res.F_MEM_SWAP}: rejecting memory+swap limit "
+            f"{lim.memory_swap} <= usage {usage}"
+        )
+    if lim.memory > 0 and lim.memory <= usage:
+        raise CgroupError(
+            f"{res.F_MEM_LIMIT}: rejecting memory limit {lim.memory} <= "
+            f"usage {usage}"
+        )
+
+
+def _can_skip_bpf_error(rules):
+    """runc ignores a failed filter that would allow everything anyway,
+    and any failure inside a user namespace."""
+    if _in_user_namespace():
+        return True
+    return all(r.allow and set(r.access) >= set("rwm") for r in rules)
+
+
+def _in_user_namespace():
+    try:
+        with open("/proc/self/uid_map", encoding="ascii") as f:
+            text = f.read()
+    except OSError:
+        return False
+    fields = text.split()
+    return fields != ["0", "0", "4294967295"]
+
+
+def _read_optional(path, name):
+    try:
+        return fsutil.read_file(path, name)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise CgroupError(
+            f"read {path}/{name}: {os.strerror(err.errno)}"
+        ) from err
 
 
 def _read_or_raise(path, name):

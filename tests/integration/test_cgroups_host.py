@@ -146,7 +146,7 @@ def test_limits_apply_kill_destroy(manager):
     assert m.pids() == [child.pid]
     stats = m.stats()
     assert stats["pids"]["current"] == 1
-    assert stats["memory"]["limit"] == 32 * MIB
+    assert stats["memory"]["usage"]["limit"] == 32 * MIB
 
     m.freeze()
     assert m.is_frozen()

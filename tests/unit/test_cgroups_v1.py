@@ -3,7 +3,6 @@
 import dataclasses
 import errno
 import json
-import logging
 import os
 from types import SimpleNamespace as NS
 
@@ -11,7 +10,7 @@ import pytest
 
 from pyrunc.cgroups import manager_from_dict
 from pyrunc.cgroups.v1 import V1Manager
-from pyrunc.errors import CgroupError, ConfigError, NotSupported
+from pyrunc.errors import CgroupError, ConfigError
 
 from test_cgroups_fake import UNLIMITED, FakeCgroupfs, put
 
@@ -440,26 +439,7 @@ class TestSetDevices:
             made.set(resources())
 
 
-class TestUnsupported:
-    @pytest.mark.parametrize(
-        "field, value, name",
-        [
-            ("block_io", NS(weight=10, leaf_weight=None), "blockIO"),
-            (
-                "hugepage_limits",
-                [NS(pagesize="2MB", limit=1)],
-                "hugepageLimits",
-            ),
-            ("network", NS(class_id=1, priorities=None), "network"),
-            ("rdma", {"mlx": NS(hca_handles=1, hca_objects=None)}, "rdma"),
-        ],
-    )
-    def test_refused(self, fake, made, field, value, name):
-        with pytest.raises(NotSupported) as exc:
-            made.set(resources(**{field: value}))
-        assert str(exc.value) == f"linux.resources.{name}: not supported yet"
-        assert fake.writes == []
-
+class TestEmptyAndRefused:
     def test_empty_dataclass_with_slots_accepted(self, fake, made):
         @dataclasses.dataclass(slots=True)
         class BlockIO:
@@ -467,8 +447,7 @@ class TestUnsupported:
             weight_device: list = dataclasses.field(default_factory=list)
 
         made.set(resources(block_io=BlockIO()))
-        with pytest.raises(NotSupported):
-            made.set(resources(block_io=BlockIO(weight=5)))
+        assert fake.written("blkio") == []
 
     def test_empty_values_accepted(self, fake, made):
         made.set(
@@ -477,18 +456,11 @@ class TestUnsupported:
                 network=NS(class_id=None, priorities=[]),
             )
         )
+        assert fake.written("blkio") == []
 
     def test_unified_on_v1(self, fake, made):
         with pytest.raises(ConfigError, match="cannot use unified on"):
             made.set(resources(unified={"memory.high": "1"}))
-
-    def test_fields_runc_ignores(self, fake, made):
-        made.set(
-            resources(
-                memory=memory(use_hierarchy=True), cpu=cpu(idle=1, burst=5)
-            )
-        )
-        assert fake.written("cpu") == []
 
 
 class TestApply:
@@ -649,11 +621,23 @@ class TestPidsFreezerKill:
         made.kill_all(9)
 
     def test_stats(self, fake, made):
+        paths = made.paths()
+        put(os.path.join(paths["memory"], "memory.stat"), "cache 7\n")
+        put(os.path.join(paths["memory"], "memory.failcnt"), "0\n")
+        put(os.path.join(paths["memory"], "memory.use_hierarchy"), "1\n")
+        put(os.path.join(paths["cpuacct"], "cpuacct.stat"),
+            "user 2\nsystem 1\n")
+        put(os.path.join(paths["cpuacct"], "cpuacct.usage_percpu"),
+            "12000 345\n")
         st = made.stats()
-        assert st["memory"]["usage"] == 4096
-        assert st["memory"]["limit"] == int(UNLIMITED)
-        assert st["pids"] == {"current": 0, "limit": -1}
-        assert st["cpu"]["usage"] == 12345
+        assert st["memory"]["cache"] == 7
+        assert st["memory"]["usage"] == {
+            "limit": int(UNLIMITED), "usage": 4096, "max": 8192,
+            "failcnt": 0}
+        assert st["pids"] == {}
+        assert st["cpu"]["usage"] == {
+            "total": 12345, "percpu": [12000, 345], "kernel": 10000000,
+            "user": 20000000}
 
 
 class TestWithSpecModel:
@@ -686,7 +670,10 @@ class TestWithSpecModel:
         devices = [v for p, v in fake.written("devices")]
         assert devices == ["a *:* rwm"] + DEFAULT_ALLOWS
 
-    def test_block_io_refused(self, fake, made, model):
+    def test_block_io_weight(self, fake, made, model):
         r = model.Resources.from_json({"blockIO": {"weight": 10}})
-        with pytest.raises(NotSupported, match="blockIO: not supported"):
+        with pytest.raises(CgroupError, match="blockIO.weight: write 10"):
             made.set(r)
+        put(os.path.join(made.paths()["blkio"], "blkio.bfq.weight"), "1\n")
+        made.set(r)
+        assert fake.read(made.paths()["blkio"], "blkio.bfq.weight") == "10"

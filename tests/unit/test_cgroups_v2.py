@@ -1,7 +1,6 @@
 """The cgroup v2 driver on a fake cgroupfs: files, conversions, order."""
 
 import errno
-import logging
 import os
 import re
 from types import SimpleNamespace as NS
@@ -9,7 +8,7 @@ from types import SimpleNamespace as NS
 import pytest
 
 from pyrunc.cgroups import resources as res
-from pyrunc.errors import CgroupError, ConfigError, NotSupported
+from pyrunc.errors import CgroupError, ConfigError
 
 from test_cgroups_fake import V2_CONTROLLERS, FakeCgroupfs, put
 
@@ -24,6 +23,21 @@ def fake(tmp_path, monkeypatch):
     return FakeCgroupfs(
         tmp_path, "v2", own={"": "/user.slice/me"}, monkeypatch=monkeypatch
     )
+
+
+@pytest.fixture(autouse=True)
+def programs(monkeypatch):
+    """Record the device programs instead of calling bpf(2)."""
+    from pyrunc.cgroups import bpf
+
+    attached = []
+
+    def attach(dirfd, insns, license):
+        attached.append((os.readlink(f"/proc/self/fd/{dirfd}"), insns,
+                         license))
+
+    monkeypatch.setattr(bpf, "attach_device_filter", attach)
+    return attached
 
 
 @pytest.fixture
@@ -152,11 +166,14 @@ class TestSetMemory:
         with pytest.raises(ConfigError, match=re.escape(msg)):
             made.set(resources(memory=memory(limit=limit, swap=swap)))
 
-    def test_v1_only_knobs_ignored(self, fake, made):
+    def test_v1_only_knobs_ignored(self, fake, made, pyrunc_logs):
         made.set(
             resources(memory=memory(swappiness=10, disable_oom_killer=True))
         )
         assert writes_of(fake, made) == []
+        text = pyrunc_logs.text
+        assert "memory.swappiness: not supported on cgroup v2" in text
+        assert "memory.disableOOMKiller: not supported on cgroup v2" in text
 
     def test_refused_value(self, fake, made):
         fake.fail["memory.max"] = errno.EINVAL
@@ -222,10 +239,20 @@ class TestSetCpuPids:
             "cpuset.cpus",
         ]
 
-    def test_devices_skipped(self, fake, made, pyrunc_logs):
+    def test_devices_become_a_program(self, fake, made, programs):
         made.set(resources())
         assert writes_of(fake, made) == []
-        assert "skipping 12 device rules" in pyrunc_logs.text
+        [(path, insns, license)] = programs
+        assert path == made.paths()[""]
+        assert license == "Apache"
+        from pyrunc.cgroups import devicefilter
+
+        assert devicefilter.run(insns, "c", 1, 3, "rw")
+        assert not devicefilter.run(insns, "c", 4, 1, "r")
+
+    def test_skip_devices(self, fake, made, programs):
+        made.set(resources(), skip_devices=True)
+        assert programs == []
 
     def test_unified(self, fake, made):
         made.set(resources(unified={"memory.high": "1000"}))
@@ -235,9 +262,10 @@ class TestSetCpuPids:
         with pytest.raises(ConfigError, match="no slashes"):
             made.set(resources(unified={"../x": "1"}))
 
-    def test_not_supported(self, fake, made):
-        with pytest.raises(NotSupported, match="hugepageLimits"):
-            made.set(resources(hugepage_limits=[NS(pagesize="2MB", limit=1)]))
+    def test_hugetlb(self, fake, made):
+        put(os.path.join(made.paths()[""], "hugetlb.2MB.max"), "max\n")
+        made.set(resources(hugepage_limits=[NS(page_size="2MB", limit=4)]))
+        assert writes_of(fake, made) == [("hugetlb.2MB.max", "4")]
 
 
 class TestLifecycle:
@@ -311,7 +339,13 @@ class TestLifecycle:
         assert sent == [(31, 15), (32, 15)]
 
     def test_stats(self, fake, made):
+        path = made.paths()[""]
+        put(os.path.join(path, "memory.stat"), "anon 4096\nfile 512\n")
+        put(os.path.join(path, "pids.max"), "20\n")
         st = made.stats()
-        assert st["memory"] == {"usage": 4096, "limit": -1}
-        assert st["pids"] == {"current": 1, "limit": -1}
-        assert st["cpu"] == {"usage": 7000}
+        assert st["memory"]["cache"] == 512
+        assert st["memory"]["usage"] == {
+            "limit": 2**64 - 1, "usage": 4096, "failcnt": 0}
+        assert st["pids"] == {"current": 1, "limit": 20}
+        assert st["cpu"]["usage"] == {"total": 7000, "kernel": 0,
+                                      "user": 5000}
