@@ -40,16 +40,48 @@ class UnknownCommand(click.UsageError):
     exit_code = 3
 
 
+class BadFlagValue(click.BadParameter):
+    """An option value that runc's flag package would refuse."""
+
+    def __init__(self, value, reason, ctx=None, param=None):
+        super().__init__(reason, ctx=ctx, param=param)
+        self.value = value
+        self.reason = reason
+
+
+class GoValue(click.ParamType):
+    """A click type that converts with the table's converter."""
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.name = opt.metavar
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            # The default, already converted.
+            return value
+        try:
+            return self.opt.convert(value)
+        except ValueError as err:
+            raise BadFlagValue(value, str(err), ctx, param) from None
+
+
 def _click_option(opt):
     if opt.flag:
         return click.Option([*opt.names, opt.dest], is_flag=True,
-                            help=opt.help)
-    kind = click.INT if opt.type is int else click.STRING
+                            help=opt.help, hidden=opt.hidden)
+    kind = click.STRING if opt.type is str else GoValue(opt)
     default = opt.default
+    text = opt.help
+    shown = default not in (None, "", 0, ())
+    if opt.shown_default is not None:
+        # click would print a converted default (5.0) as it is.
+        text = f"{text}  [default: {opt.shown_default}]"
+        shown = False
     return click.Option([*opt.names, opt.dest], type=kind,
-                        default=default, help=opt.help,
-                        metavar=opt.metavar.upper(),
-                        show_default=default not in (None, "", 0))
+                        default=default, help=text,
+                        metavar=opt.metavar.upper(), multiple=opt.multiple,
+                        show_default=shown, hidden=opt.hidden)
 
 
 def _command(cmd):
@@ -64,9 +96,14 @@ def _command(cmd):
     params = [_click_option(opt) for opt in cmd.options]
     params.append(click.Argument(["args"], nargs=-1,
                                  metavar=cmd.usage or None))
+    settings = dict(_CONTEXT)
+    if cmd.rest is not None:
+        # Options end at the first positional argument (runc's
+        # SkipArgReorder): what follows the id belongs to another program.
+        settings["allow_interspersed_args"] = False
     return click.Command(
         cmd.name, callback=callback, params=params, help=cmd.description
-        or cmd.help, short_help=cmd.help, context_settings=_CONTEXT,
+        or cmd.help, short_help=cmd.help, context_settings=settings,
         no_args_is_help=False)
 
 
@@ -160,6 +197,14 @@ def _runc_wording(err):
         # Go's flag package names the option with a single dash.
         name = err.option_name.lstrip("-")
         return f"flag provided but not defined: -{name}"
+    if isinstance(err, BadFlagValue):
+        from pyrunc.log import go_quote
+
+        # Go names the spelling typed; click keeps only the option, so
+        # its first (long) name stands in.
+        name = err.param.opts[0].lstrip("-")
+        return (f"invalid value {go_quote(err.value)} for flag -{name}: "
+                f"{err.reason}")
     return err.format_message()
 
 

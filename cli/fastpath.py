@@ -8,10 +8,16 @@ the click application:
     [--global value | --global=value | --flag]... COMMAND
         ([--opt value | --opt=value | -o value | --flag | -f] | ARG)...
 
-Everything else (help, --version, short option clusters, "--", values
-that start with "-", unknown names, bad integers, a wrong number of
-arguments) returns None and goes to click, which owns the error messages.
-A test runs both parsers over the same argv corpus and compares results.
+Options may be repeated (the last value wins, or, for a repeatable
+option, all are kept). For a command with trailing arguments (`exec`,
+`ps`) options end at the first positional argument: whatever follows
+is taken verbatim, "--" and dashes included.
+
+Everything else (help, --version, short option clusters, "--" before
+the arguments, values that start with "-", unknown names, values that do
+not convert, a wrong number of arguments) returns None and goes to click,
+which owns the error messages. A test runs both parsers over the same
+argv corpus and compares results.
 """
 
 from pyrunc.cli.options import COMMANDS, GLOBAL_OPTIONS, Invocation
@@ -41,6 +47,9 @@ def parse(argv):
     while index < len(argv):
         arg = argv[index]
         if not arg.startswith("-"):
+            if cmd.rest is not None:
+                positional.extend(argv[index:])
+                break
             positional.append(arg)
             index += 1
             continue
@@ -81,21 +90,16 @@ def _take_options(by_name, argv, index, values, stop):
                 if value.startswith("-"):
                     return None
                 index += 1
-            converted = _convert(opt, value)
-            if converted is None:
+            try:
+                converted = opt.convert(value)
+            except ValueError:
                 return None
-            values[opt.dest] = converted
+            if opt.multiple:
+                values[opt.dest] += (converted,)
+            else:
+                values[opt.dest] = converted
             index += 1
         if not stop:
             return index
     return index
 
-
-def _convert(opt, value):
-    if opt.type is int:
-        # Plain decimal only; click's int accepts more (underscores,
-        # signs), and those go to click.
-        if not value.isdigit() or not value.isascii():
-            return None
-        return int(value)
-    return value

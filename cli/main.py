@@ -26,6 +26,12 @@ FAILED_PREFIX = {
     "exec": "exec failed: ",
 }
 
+# runc's exec exits 255 for any failure of its own, so that a caller can
+# tell it from the exit status of the process it ran.
+FAILED_STATUS = {
+    "exec": 255,
+}
+
 
 def main(argv=None):
     """Run pyrunc with argv (default sys.argv[1:]) and exit."""
@@ -99,9 +105,9 @@ def dispatch(invocation):
         module = command_module(invocation.command)
         status = module.run(globals_, **invocation.params)
     except PyruncError as err:
-        _log.report_error(f"{FAILED_PREFIX.get(invocation.command, '')}"
-                          f"{err}")
-        return err.exit_code
+        prefix = FAILED_PREFIX.get(invocation.command, "")
+        _log.report_error(f"{prefix}{err}")
+        return FAILED_STATUS.get(invocation.command, err.exit_code)
     except KeyboardInterrupt:
         return _EXIT_INTERRUPTED
     except Exception as err:
@@ -110,8 +116,10 @@ def dispatch(invocation):
 
             _log.emit(_log.DEBUG, traceback.format_exc().rstrip("\n"))
         text = str(err).replace("\n", " ")
-        _log.report_error(f"unexpected error: {type(err).__name__}: {text}")
-        return 1
+        prefix = FAILED_PREFIX.get(invocation.command, "")
+        _log.report_error(
+            f"{prefix}unexpected error: {type(err).__name__}: {text}")
+        return FAILED_STATUS.get(invocation.command, 1)
     return status or 0
 
 

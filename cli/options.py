@@ -7,7 +7,23 @@ well-formed argv without importing click. Both turn argv into the same
 Invocation, which cli/main.py dispatches to cli/<command>.py.
 
 Help texts follow runc's where runc has them.
+
+Three shapes go beyond "options and a few positional arguments":
+
+- repeatable options (``multiple``: `exec -e A=1 -e B=2`), whose value is
+  a tuple in the order given;
+- typed options: ``type`` is str or a converter from cli/goflag.py that
+  parses the value as runc's Go flag package does (ints in any base,
+  durations such as "5s"), raising ValueError otherwise;
+- trailing arguments (``rest``): `exec` and `ps` hand everything after the
+  container id to another program, so, like runc (whose commands set
+  SkipArgReorder), option parsing stops at the first positional argument:
+  in `exec ctr sh -c "echo hi"` the "-c" belongs to sh, and in
+  `exec ctr -- sh` the "--" is part of the command.
 """
+
+from pyrunc.cli.goflag import format_duration, go_decimal, go_duration
+from pyrunc.cli.goflag import go_int
 
 PROG = "pyrunc"
 
@@ -16,27 +32,42 @@ class Opt:
     """One option: dest is the parameter name, names the spellings."""
 
     __slots__ = ("dest", "names", "help", "flag", "default", "type",
-                 "metavar")
+                 "metavar", "multiple", "hidden", "shown_default")
 
     def __init__(self, dest, names, help, flag=False, default=None,
-                 type=str, metavar="value"):
+                 type=str, metavar="value", multiple=False, hidden=False,
+                 shown_default=None):
         self.dest = dest
         self.names = names
         self.help = help
         self.flag = flag
         self.default = False if flag else default
+        if multiple:
+            self.default = ()
+        # str, or a converter from cli/goflag.py (raises ValueError).
         self.type = type
         self.metavar = metavar
+        self.multiple = multiple
+        # Accepted but left out of --help, as runc hides obsolete flags.
+        self.hidden = hidden
+        # How --help spells the default, when str(default) would not do.
+        self.shown_default = shown_default
+
+    def convert(self, text):
+        """Return the value of text for this option; ValueError if bad."""
+        if self.type is str:
+            return text
+        return self.type(text)
 
 
 class Cmd:
     """One command: positional args (min..max) and options."""
 
     __slots__ = ("name", "help", "args", "min_args", "options", "usage",
-                 "description")
+                 "description", "rest")
 
     def __init__(self, name, help, args=(), min_args=None, options=(),
-                 usage="", description=""):
+                 usage="", description="", rest=None):
         self.name = name
         self.help = help
         # (name, default) pairs; the first min_args are required.
@@ -45,9 +76,15 @@ class Cmd:
         self.options = options
         self.usage = usage
         self.description = description
+        # The parameter that receives, as a tuple, every argument after
+        # the positional ones; options end at the first positional.
+        self.rest = rest
 
     @property
     def max_args(self):
+        """The most positional arguments allowed; None for no limit."""
+        if self.rest is not None:
+            return None
         return len(self.args)
 
 
@@ -117,7 +154,102 @@ _CREATE_OPTIONS = (
         "session key", flag=True),
     Opt("preserve_fds", ("--preserve-fds",),
         "Pass N additional file descriptors to the container (stdio + "
-        "$LISTEN_FDS + N in total)", default=0, type=int),
+        "$LISTEN_FDS + N in total)", default=0, type=go_int),
+)
+
+_EXEC_OPTIONS = (
+    Opt("console_socket", ("--console-socket",),
+        "path to an AF_UNIX socket which will receive a file descriptor "
+        "referencing the master end of the console's pseudoterminal",
+        default=""),
+    Opt("cwd", ("--cwd",), "current working directory in the container",
+        default=""),
+    Opt("env", ("--env", "-e"), "set environment variables",
+        multiple=True),
+    Opt("tty", ("--tty", "-t"), "allocate a pseudo-TTY", flag=True),
+    Opt("user", ("--user", "-u"), "UID (format: <uid>[:<gid>])",
+        default=""),
+    Opt("additional_gids", ("--additional-gids", "-g"), "additional gids",
+        multiple=True, type=go_decimal),
+    Opt("process", ("--process", "-p"), "path to the process.json",
+        default=""),
+    Opt("detach", ("--detach", "-d"), "detach from the container's "
+        "process", flag=True),
+    Opt("pid_file", ("--pid-file",),
+        "specify the file to write the process id to", default=""),
+    Opt("process_label", ("--process-label",),
+        "set the asm process label for the process commonly used with "
+        "selinux", default=""),
+    Opt("apparmor", ("--apparmor",),
+        "set the apparmor profile for the process", default=""),
+    Opt("no_new_privs", ("--no-new-privs",),
+        "set the no new privileges value for the process", flag=True),
+    Opt("cap", ("--cap", "-c"),
+        "add a capability to the bounding set for the process",
+        multiple=True),
+    Opt("preserve_fds", ("--preserve-fds",),
+        "Pass N additional file descriptors to the container (stdio + "
+        "$LISTEN_FDS + N in total)", default=0, type=go_int),
+    Opt("cgroup", ("--cgroup",),
+        "run the process in an (existing) sub-cgroup(s). Format is "
+        "[<controller>:]<cgroup> (not supported by pyrunc)",
+        multiple=True),
+    Opt("ignore_paused", ("--ignore-paused",),
+        "allow exec in a paused container", flag=True),
+)
+
+
+def _update_value(dest, names, help, hidden=False):
+    """A string flag of update, parsed by cli/update.py as runc does."""
+    return Opt(dest, names, help, default="", hidden=hidden)
+
+
+_UPDATE_OPTIONS = (
+    Opt("resources", ("--resources", "-r"),
+        "path to the file containing the resources to update or '-' to "
+        "read from the standard input (a JSON LinuxResources object, "
+        "unchanged values can be omitted); all other options are then "
+        "ignored", default=""),
+    Opt("blkio_weight", ("--blkio-weight",),
+        "Specifies per cgroup weight, range is from 10 to 1000",
+        default=0, type=go_int),
+    _update_value("cpu_period", ("--cpu-period",),
+                  "CPU CFS period to be used for hardcapping (in usecs). 0 "
+                  "to use system default"),
+    _update_value("cpu_quota", ("--cpu-quota",),
+                  "CPU CFS hardcap limit (in usecs). Allowed cpu time in a "
+                  "given period"),
+    # runc spells it in the singular; the plural is pyrunc's alias.
+    _update_value("cpu_share", ("--cpu-share", "--cpu-shares"),
+                  "CPU shares (relative weight vs. other containers)"),
+    _update_value("cpu_rt_period", ("--cpu-rt-period",),
+                  "CPU realtime period to be used for hardcapping (in "
+                  "usecs). 0 to use system default"),
+    _update_value("cpu_rt_runtime", ("--cpu-rt-runtime",),
+                  "CPU realtime hardcap limit (in usecs). Allowed cpu time "
+                  "in a given period"),
+    _update_value("cpuset_cpus", ("--cpuset-cpus",), "CPU(s) to use"),
+    _update_value("cpuset_mems", ("--cpuset-mems",),
+                  "Memory node(s) to use"),
+    _update_value("kernel_memory", ("--kernel-memory",),
+                  "(obsoleted; do not use)", hidden=True),
+    _update_value("kernel_memory_tcp", ("--kernel-memory-tcp",),
+                  "(obsoleted; do not use)", hidden=True),
+    _update_value("memory", ("--memory",), "Memory limit (in bytes)"),
+    _update_value("memory_reservation", ("--memory-reservation",),
+                  "Memory reservation or soft_limit (in bytes)"),
+    _update_value("memory_swap", ("--memory-swap",),
+                  "Total memory usage (memory + swap); set '-1' to enable "
+                  "unlimited swap"),
+    Opt("pids_limit", ("--pids-limit",),
+        "Maximum number of pids allowed in the container", default=0,
+        type=go_int),
+    _update_value("l3_cache_schema", ("--l3-cache-schema",),
+                  "The string of Intel RDT/CAT L3 cache schema (not "
+                  "supported by pyrunc)"),
+    _update_value("mem_bw_schema", ("--mem-bw-schema",),
+                  "The string of Intel RDT/MBA memory bandwidth schema (not "
+                  "supported by pyrunc)"),
 )
 
 COMMANDS = {
@@ -135,6 +267,28 @@ COMMANDS = {
                      "Forcibly deletes the container if it is still "
                      "running (uses SIGKILL)", flag=True),),
         usage="<container-id>"),
+    "events": Cmd(
+        "events", "display container events such as OOM notifications, "
+        "cpu, memory, and IO usage statistics", _CID,
+        options=(Opt("interval", ("--interval",),
+                     "set the stats collection interval", default=5.0,
+                     type=go_duration, shown_default=format_duration(5)),
+                 Opt("stats", ("--stats",),
+                     "display the container's stats then exit",
+                     flag=True)),
+        usage="<container-id>",
+        description="The events command displays information about the "
+        "container. By default the information is displayed once every 5 "
+        "seconds."),
+    "exec": Cmd(
+        "exec", "execute new process inside the container", _CID,
+        options=_EXEC_OPTIONS, rest="command",
+        usage="<container-id> <command> [command options]  || -p "
+        "process.json <container-id>",
+        description="Run a new process inside a running container: "
+        "<command> is executed in the container, and can't be empty "
+        "unless a \"-p\" flag provided. The exit status is the process' "
+        "own, or 255 when it could not be started."),
     "features": Cmd(
         "features", "show the enabled features",
         description="Show the enabled features. The result is parsable "
@@ -154,6 +308,23 @@ COMMANDS = {
                  Opt("quiet", ("--quiet", "-q"),
                      "display only container IDs", flag=True)),
         usage=""),
+    "pause": Cmd(
+        "pause", "pause suspends all processes inside the container", _CID,
+        usage="<container-id>",
+        description="The pause command suspends all processes in the "
+        "instance of the container.\n\nUse pyrunc list to identify "
+        "instances of containers and their current status."),
+    "ps": Cmd(
+        "ps", "ps displays the processes running inside a container", _CID,
+        options=(Opt("format", ("--format", "-f"),
+                     "select one of: table or json", default="table"),),
+        rest="ps_args", usage="<container-id> [ps options]"),
+    "resume": Cmd(
+        "resume", "resumes all processes that have been previously paused",
+        _CID, usage="<container-id>",
+        description="The resume command resumes all processes in the "
+        "instance of the container.\n\nUse pyrunc list to identify "
+        "instances of containers and their current status."),
     "run": Cmd(
         "run", "create and run a container", _CID,
         options=_CREATE_OPTIONS + (
@@ -178,6 +349,9 @@ COMMANDS = {
     "state": Cmd(
         "state", "output the state of a container", _CID,
         usage="<container-id>"),
+    "update": Cmd(
+        "update", "update container resource constraints", _CID,
+        options=_UPDATE_OPTIONS, usage="<container-id>"),
 }
 
 
@@ -199,15 +373,20 @@ def check_args(cmd, count):
     if count < cmd.min_args:
         return (f'{PROG}: "{cmd.name}" requires a minimum of '
                 f"{cmd.min_args} argument(s)")
-    if count > cmd.max_args:
+    if cmd.max_args is not None and count > cmd.max_args:
         return (f'{PROG}: "{cmd.name}" requires a maximum of '
                 f"{cmd.max_args} argument(s)")
     return None
 
 
 def bind_args(cmd, values):
-    """Return positional values by name, with defaults for the rest."""
+    """Return positional values by name, with defaults for the missing.
+
+    A command with trailing arguments gets the surplus as a tuple.
+    """
     bound = {}
     for index, (name, default) in enumerate(cmd.args):
         bound[name] = values[index] if index < len(values) else default
+    if cmd.rest is not None:
+        bound[cmd.rest] = tuple(values[len(cmd.args):])
     return bound
