@@ -1,0 +1,158 @@
+"""procfs under attack: where it is mounted, and where writes to it go.
+
+CVE-2019-16884 and CVE-2023-27561: an image whose /proc is a symlink (or
+a volume mounted over /proc) gets procfs mounted elsewhere, and the
+runtime's later writes to /proc/self/attr/... land in files the image
+controls, so its AppArmor profile is never applied. pyrunc refuses proc
+and sysfs on anything but a directory, and any other mount on or inside
+/proc, as runc does.
+
+CVE-2025-52881: a mount over /proc/sys/... redirects the runtime's sysctl
+writes to another procfs file, here /proc/sys/kernel/hostname standing in
+for core_pattern. pyrunc refuses such mounts, and writes sysctls through
+a private copy of the proc mount on which nothing is stacked.
+"""
+
+import pytest
+
+import sectools as st
+
+pytestmark = [pytest.mark.root, pytest.mark.no_residue]
+
+
+@pytest.fixture
+def bundle(tmp_path, request):
+    b = st.new_bundle(tmp_path, "b", request)
+    st.set_args(b, "sh", "-c", "hostname; cat /proc/sys/kernel/domainname")
+    return b
+
+
+def run(rt, bundle, cid="c"):
+    bundle.save()
+    return rt("run", "--bundle", bundle, cid)
+
+
+def assert_refused(proc, *words):
+    assert proc.returncode == 1, proc.stdout
+    line = st.error_line(proc)
+    assert len(line.splitlines()) == 1, line
+    for word in words:
+        assert word in line, line
+
+
+class TestProcMountTarget:
+    @pytest.mark.parametrize("fs,target", [("proc", "/evilproc"),
+                                           ("sys", "/evilsys")])
+    def test_symlink_refused(self, rt, bundle, fs, target):
+        (bundle.rootfs / target.lstrip("/")).mkdir()
+        (bundle.rootfs / fs).rmdir()
+        (bundle.rootfs / fs).symlink_to(target)
+        proc = run(rt, bundle)
+        kind = "proc" if fs == "proc" else "sysfs"
+        assert_refused(proc, f"filesystem \\\"{kind}\\\" must be "
+                       "mounted on ordinary directory")
+        assert not (bundle.rootfs / target.lstrip("/") / "self").exists()
+
+    def test_dangling_symlink_refused(self, rt, bundle):
+        (bundle.rootfs / "proc").rmdir()
+        (bundle.rootfs / "proc").symlink_to("/nowhere")
+        proc = run(rt, bundle)
+        assert_refused(proc, "ordinary directory")
+        assert not (bundle.rootfs / "nowhere").exists()
+
+    def test_regular_file_refused(self, rt, bundle):
+        (bundle.rootfs / "proc").rmdir()
+        (bundle.rootfs / "proc").write_text("not a directory\n")
+        proc = run(rt, bundle)
+        assert_refused(proc, "ordinary directory")
+
+    def test_volume_over_proc_refused(self, rt, bundle, tmp_path):
+        fake = tmp_path / "fakeproc"
+        (fake / "self" / "attr").mkdir(parents=True)
+        st.mount(bundle, "/proc", "bind", str(fake), "rbind")
+        proc = run(rt, bundle)
+        assert_refused(proc, "not of type proc")
+
+    @pytest.mark.parametrize("dest", ["/proc/self/attr", "/proc/sys",
+                                      "/proc/./sys/kernel",
+                                      "/proc/../proc/sysrq-trigger"])
+    def test_bind_inside_proc_refused(self, rt, bundle, tmp_path, dest):
+        source = tmp_path / "src"
+        source.mkdir()
+        st.mount(bundle, dest, "bind", str(source), "rbind")
+        proc = run(rt, bundle)
+        assert_refused(proc, "inside /proc")
+
+    def test_lxcfs_files_allowed(self, rt, bundle, tmp_path):
+        fake = tmp_path / "cpuinfo"
+        fake.write_text("processor : 0 (lxcfs)\n")
+        st.mount(bundle, "/proc/cpuinfo", "bind", str(fake), "bind", "ro")
+        st.set_args(bundle, "cat", "/proc/cpuinfo")
+        proc = run(rt, bundle)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == "processor : 0 (lxcfs)\n"
+
+    @pytest.mark.runc
+    def test_runc_refuses_too(self, rt, runc_cmd, bundle):
+        (bundle.rootfs / "evilproc").mkdir()
+        (bundle.rootfs / "proc").rmdir()
+        (bundle.rootfs / "proc").symlink_to("/evilproc")
+        bundle.save()
+        ours = rt("run", "--bundle", bundle, "c")
+        theirs = runc_cmd("run", "--bundle", bundle, "c")
+        assert ours.returncode == theirs.returncode == 1
+        assert "must be mounted on ordinary directory" in theirs.stderr
+        assert "must be mounted on ordinary directory" in ours.stderr
+
+
+class TestSysctlRedirect:
+    """kernel.domainname=evil must not change the hostname."""
+
+    @pytest.fixture
+    def redirect(self, bundle):
+        bundle.config.pop("hostname", None)
+        bundle.config["linux"]["sysctl"] = {"kernel.domainname": "evil"}
+        return bundle
+
+    def assert_not_redirected(self, proc):
+        if proc.returncode != 0:
+            assert_refused(proc, "inside /proc")
+            return
+        hostname, domainname = proc.stdout.split()
+        assert hostname != "evil", "the sysctl write went to the hostname"
+
+    def test_bind_over_sysctl(self, rt, redirect):
+        st.mount(redirect, "/proc/sys/kernel/domainname", "bind",
+                 "/proc/sys/kernel/hostname", "bind")
+        self.assert_not_redirected(run(rt, redirect))
+
+    def test_bind_through_symlink(self, rt, redirect):
+        (redirect.rootfs / "redir").symlink_to("/proc/sys/kernel")
+        st.mount(redirect, "/redir/domainname", "bind",
+                 "/proc/sys/kernel/hostname", "bind")
+        self.assert_not_redirected(run(rt, redirect))
+
+    def test_bind_into_tmpfs_over_proc_sys(self, rt, redirect):
+        # tmpfs over /proc/sys is allowed (runc allows it); a procfs file
+        # bound into it, through a symlink, would take the write.
+        redirect.config["linux"]["readonlyPaths"] = []
+        st.mount(redirect, "/proc/sys", "tmpfs", "tmpfs")
+        st.mount(redirect, "/proc/sys/kernel", "tmpfs", "tmpfs")
+        (redirect.rootfs / "redir").symlink_to("/proc/sys/kernel")
+        st.mount(redirect, "/redir/domainname", "bind",
+                 "/proc/sys/kernel/hostname", "bind")
+        self.assert_not_redirected(run(rt, redirect))
+
+    def test_plain_sysctl_still_works(self, rt, redirect):
+        proc = run(rt, redirect)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split()[1] == "evil"
+
+
+def test_oom_score_adj_applied(rt, bundle):
+    bundle.config["process"]["oomScoreAdj"] = 321
+    st.mount(bundle, "/tmp/x", "tmpfs", "tmpfs")
+    st.set_args(bundle, "cat", "/proc/self/oom_score_adj")
+    proc = run(rt, bundle)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "321"
