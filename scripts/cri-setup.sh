@@ -42,8 +42,8 @@ install_packages() {
     fi
     ((EUID == 0)) || die "missing packages (${missing[*]}); run as root"
     say "installing ${missing[*]}"
-    apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 install_python() {

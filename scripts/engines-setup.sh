@@ -58,7 +58,7 @@ install_packages() {
         die "missing packages (${missing[*]}); run as root"
     fi
     say "installing ${missing[*]}"
-    apt-get update -q >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
     # A package's maintainer script must not start containerd as a
     # system service: policy-rc.d answering 101 forbids it for this run.
     local policy=/usr/sbin/policy-rc.d made_policy=0
@@ -68,7 +68,7 @@ install_packages() {
         made_policy=1
     fi
     local status=0
-    apt-get install -y -q --no-install-recommends "${missing[@]}" \
+    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" \
         >/dev/null || status=$?
     if ((made_policy)); then
         rm -f "$policy"

@@ -61,8 +61,8 @@ install_packages() {
         die "missing packages (${missing[*]}); run as root"
     fi
     say "installing ${missing[*]}"
-    apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # A venv is usable when its interpreter is Debian's python3 and it runs.
