@@ -1,10 +1,10 @@
 """create: set up a container and leave its process blocked before exec."""
 
-import json
-from pyrunc import log as _log
 import os
 import time
 
+from pyrunc import jsonfast
+from pyrunc import log as _log
 from pyrunc.errors import ConfigError, PyruncError
 
 log = _log.get_logger(__name__)
@@ -177,8 +177,8 @@ def run_create_hooks(spec, record, store):
     run_hooks(spec.hooks.prestart, state, "prestart")
     run_hooks(spec.hooks.create_runtime, state, "createRuntime")
     # The child hands this to its createContainer/startContainer hooks.
-    return json.dumps(oci_state(record, "created"),
-                      separators=(",", ":")).encode()
+    return jsonfast.dumps(oci_state(record, "created"),
+                          compact=True).encode()
 
 
 def oci_state(record, status):
@@ -195,7 +195,7 @@ def write_partial(store, cid, record):
     path = os.path.join(store.dir(cid), "create.json")
     data = {"pid": record.pid, "pid_start": record.pid_start,
             "cgroup": record.cgroup}
-    atomic_write(path, json.dumps(data).encode())
+    atomic_write(path, jsonfast.dumps(data).encode())
 
 
 def drop_partial(store, cid):

@@ -123,8 +123,7 @@ def launch_exec(record, process, *, detach, console_socket, preserve_fds):
 
 def process_from_file(path):
     """Read a runtime-spec Process JSON (`exec --process`)."""
-    import json
-
+    from pyrunc import jsonfast
     from pyrunc.errors import SpecError
     from pyrunc.spec.load import parse_process
 
@@ -136,7 +135,7 @@ def process_from_file(path):
         else:
             with open(path, "rb") as f:
                 data = f.read()
-        obj = json.loads(data)
+        obj = jsonfast.loads(data)
     except OSError as err:
         raise PyruncError(f"--process {path}: {err.strerror}") from None
     except ValueError as err:

@@ -5,9 +5,8 @@ runtime's namespaces; createContainer and startContainer hooks run inside
 the container and are carried out by the compiled executor instead.
 """
 
-import json
+from pyrunc import jsonfast
 from pyrunc import log as _log
-
 from pyrunc.errors import HookError
 
 log = _log.get_logger(__name__)
@@ -20,7 +19,7 @@ def run_hooks(hooks, state, phase):
     state.json. Raises HookError naming the phase and hook on a non-zero
     exit or a timeout.
     """
-    data = json.dumps(state, separators=(",", ":")).encode()
+    data = jsonfast.dumps(state, compact=True).encode()
     for index, hook in enumerate(hooks or ()):
         run_hook(hook, data, f"{phase}[{index}]")
 

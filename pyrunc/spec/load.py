@@ -10,11 +10,11 @@ SpecError with the JSON path of the offending value, for example
 `linux.resources.memory.limit: expected an integer, got "abc"`.
 """
 
-import json
-from pyrunc import log as _log
 import os
 import stat
 
+from pyrunc import jsonfast
+from pyrunc import log as _log
 from pyrunc.errors import SpecError
 from pyrunc.spec import model
 
@@ -98,7 +98,7 @@ def load_bundle(bundle_dir, require_process=True):
 def decode_json(data):
     """Decode config.json bytes; refuses NaN and Infinity like Go."""
     try:
-        return json.loads(data, parse_constant=_refuse_constant)
+        return jsonfast.loads(data, strict_numbers=True)
     except (ValueError, UnicodeDecodeError) as err:
         raise SpecError(None, f"invalid json: {err}") from None
 
@@ -187,10 +187,6 @@ def validate_host(spec, bundle_dir, require_process=True):
 # --- JSON value helpers
 
 
-def _refuse_constant(name):
-    raise ValueError(f"{name} is not valid json")
-
-
 def _join(path, key):
     if not path:
         return key
@@ -202,7 +198,7 @@ def _show(value):
         return "an object"
     if type(value) is list:
         return "an array"
-    text = json.dumps(value)
+    text = jsonfast.dumps(value)
     if len(text) > 64:
         text = text[:61] + "..."
     return text
@@ -310,7 +306,7 @@ def _str_map(obj, key, path):
         if item is None:
             item = ""
         elif type(item) is not str:
-            raise _want(f"{where}[{json.dumps(name)}]", "a string", item)
+            raise _want(f"{where}[{jsonfast.dumps(name)}]", "a string", item)
         out[name] = item
     return out
 
@@ -608,7 +604,7 @@ def _parse_rdma(obj, path):
     where = _join(path, "rdma")
     _check_obj(value, where)
     for name, limits in value.items():
-        item_path = f"{where}[{json.dumps(name)}]"
+        item_path = f"{where}[{jsonfast.dumps(name)}]"
         if limits is None:
             continue
         _check_obj(limits, item_path)
@@ -812,7 +808,7 @@ def _check_time(linux, present):
                 "existing time namespace",
             )
         for clock, offset in linux.time_offsets.items():
-            where = f"linux.timeOffsets[{json.dumps(clock)}]"
+            where = f"linux.timeOffsets[{jsonfast.dumps(clock)}]"
             if clock not in ("monotonic", "boottime"):
                 raise SpecError(where, "unknown clock")
             if offset is None:
@@ -872,7 +868,7 @@ def _check_sysctls(linux, present):
     # this container isolate, and nothing that would reach the host.
     for key in linux.sysctl:
         name = sysctl_dotted(key)
-        where = f"linux.sysctl[{json.dumps(key)}]"
+        where = f"linux.sysctl[{jsonfast.dumps(key)}]"
         if name in IPC_SYSCTLS or name.startswith("fs.mqueue."):
             if "ipc" not in present:
                 raise SpecError(

@@ -19,7 +19,7 @@ import fcntl
 import os
 import time
 
-from pyrunc import SPEC_VERSION
+from pyrunc import SPEC_VERSION, jsonfast
 from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidId
 from pyrunc.errors import PyruncError
 from pyrunc.state import proc
@@ -238,10 +238,8 @@ class Store:
 
     def save(self, record):
         """Write state.json atomically: temp file, fsync, rename."""
-        import json
-
         path = os.path.join(self.dir(record.id), STATE_FILE)
-        data = json.dumps(record.to_dict(), separators=(",", ":"))
+        data = jsonfast.dumps(record.to_dict(), compact=True)
         write_atomic(path, data.encode())
 
     def load(self, cid):
@@ -307,48 +305,12 @@ def read_json(path):
     finally:
         os.close(fd)
     try:
-        data = loads(b"".join(chunks).decode())
+        data = jsonfast.loads(b"".join(chunks))
     except ValueError as err:
         raise PyruncError(f"corrupt state file {path}: {err}") from None
     if not isinstance(data, dict):
         raise PyruncError(f"corrupt state file {path}: not an object")
     return data
-
-
-class _ScanContext:
-    """The settings json.JSONDecoder hands to its C scanner."""
-
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    parse_constant = float  # float() reads NaN and [-]Infinity
-    memo = {}
-
-
-def loads(text):
-    """json.loads without importing json on the usual path.
-
-    Importing json costs ~6 ms (it pulls in re and enum), a third of a
-    `pyrunc state`. The C scanner behind json.loads lives in _json and
-    needs neither; it is used directly, and json.loads takes over for
-    anything it does not accept, so errors read the same.
-    """
-    try:
-        import _json
-
-        scan = _json.make_scanner(_ScanContext)
-        text = text.strip(" \t\n\r")
-        value, end = scan(text, 0)
-        _ScanContext.memo.clear()
-        if end == len(text):
-            return value
-    except Exception:
-        _ScanContext.memo.clear()
-    import json
-
-    return json.loads(text)
 
 
 def remove_tree(path):

@@ -118,3 +118,23 @@ def test_usage_error_uses_click(root):
     status, modules, _ = run_cli("--root", root, "state")
     assert status == 1
     assert "click" in modules
+
+
+@pytest.mark.root
+def test_run_of_real_container(root, tmp_path, request):
+    # The whole foreground run: config.json read, plan, clone, state
+    # written and removed, all without json, re or the rest.
+    import helpers
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    bundle = helpers.make_bundle(
+        tmp_path / "bundle",
+        cgroups_path=helpers.cgroup_name(request.node.name))
+    bundle.config["process"]["args"] = ["true"]
+    bundle.config["process"]["terminal"] = False
+    bundle.save()
+    status, modules, _ = run_cli("--root", root, "run", "--bundle",
+                                 str(bundle.path), "imports")
+    assert status == 0
+    assert not FORBIDDEN & modules, sorted(FORBIDDEN & modules)

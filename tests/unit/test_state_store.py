@@ -11,7 +11,8 @@ import pytest
 from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidId
 from pyrunc.errors import PyruncError
 from pyrunc.state import store as store_mod
-from pyrunc.state.store import Record, Store, loads, timestamp, validate_id
+from pyrunc.jsonfast import loads
+from pyrunc.state.store import Record, Store, timestamp, validate_id
 
 
 @pytest.fixture
@@ -244,3 +245,24 @@ def test_write_atomic_leaves_no_tmp(tmp_path):
     store_mod.write_atomic(str(path), b"x" * 100000)
     assert path.read_bytes() == b"x" * 100000
     assert os.listdir(tmp_path) == ["f"]
+
+
+class TestDumps:
+    @pytest.mark.parametrize("obj", [
+        {"a": [1, 2.5, None, True, False, "x\u00e9\n"]}, [], "s", 7,
+        {"nested": {"k": {}}, "e": []},
+    ])
+    def test_same_as_json(self, obj):
+        import json
+
+        from pyrunc.jsonfast import dumps
+
+        assert dumps(obj) == json.dumps(obj)
+        assert dumps(obj, compact=True) == json.dumps(
+            obj, separators=(",", ":"))
+
+    def test_unknown_type(self):
+        from pyrunc.jsonfast import dumps
+
+        with pytest.raises(TypeError):
+            dumps({"a": object()})
