@@ -124,6 +124,8 @@ def build(spec, opts):
     clone_flags, joins = namespace_plan(linux)
     joins_user = any(t == "user" for t, _ in joins)
     new_flags = clone_flags
+    # See time_ns_steps: never a clone() flag.
+    clone_flags &= ~CLONE_NEWTIME
     if joins_user:
         # Namespaces made by clone() would belong to our user namespace,
         # not the joined one: make them after the setns instead.
@@ -146,13 +148,17 @@ def build(spec, opts):
         if ns_type != "pid":
             steps.append((L.OP_SETNS, b(path), NAMESPACE_FLAGS[ns_type]))
     if joins_user:
-        rest = new_flags & ~(CLONE_NEWPID | CLONE_NEWCGROUP)
+        rest = new_flags & ~(CLONE_NEWPID | CLONE_NEWCGROUP | CLONE_NEWTIME)
         if rest:
             steps.append((L.OP_UNSHARE, rest))
         if new_flags & CLONE_NEWPID:
             steps.append((L.OP_UNSHARE, CLONE_NEWPID))
             steps.append((L.OP_FORK, 0))
         clone_flags = new_flags & CLONE_NEWCGROUP
+    if new_flags & CLONE_NEWTIME:
+        # Before taking the user namespace's root ids: the offsets file
+        # of our non-dumpable process belongs to the host's root.
+        steps.extend(time_ns_steps(linux, L))
     if new_flags & CLONE_NEWUSER or joins_user:
         steps.extend(become_ns_root(linux, L))
     # A new cgroup namespace must be made after joining the cgroup, so
@@ -194,8 +200,8 @@ def build(spec, opts):
         steps.append((L.OP_SETHOSTNAME, b(spec.hostname)))
     if spec.domainname:
         steps.append((L.OP_SETDOMAINNAME, b(spec.domainname)))
-    if process is not None and process.apparmor_profile:
-        steps.append(apparmor_step(process.apparmor_profile, L))
+    if process is not None:
+        steps.extend(lsm_steps(process, L))
 
     if process is not None:
         steps.extend(process_steps(process, opts, L, rootfs,
@@ -203,10 +209,13 @@ def build(spec, opts):
                                    seccomp=linux.seccomp if linux else None))
         if not has_mntns:
             steps = chroot_after_fifo(steps, L)
+    # A joined user namespace has its maps already; the loader checked
+    # that the config's agree with them.
+    maps = linux is not None and bool(new_flags & CLONE_NEWUSER)
     return Plan(clone_flags=clone_flags, steps=steps, rootfs=rootfs,
                 new_namespaces=new_flags,
-                uid_map=id_map(linux.uid_mappings) if linux else "",
-                gid_map=id_map(linux.gid_mappings) if linux else "")
+                uid_map=id_map(linux.uid_mappings) if maps else "",
+                gid_map=id_map(linux.gid_mappings) if maps else "")
 
 
 def chroot_after_fifo(steps, L):
@@ -224,6 +233,28 @@ def chroot_after_fifo(steps, L):
     rest[at:at] = early
     rest[-1:-1] = lookup
     return rest
+
+
+def time_ns_steps(linux, L):
+    """A new time namespace with linux.timeOffsets.
+
+    clone() cannot take CLONE_NEWTIME (its bit is part of the exit
+    signal), and a process created in a time namespace is already in it.
+    unshare() only prepares the namespace for the children and the next
+    execve, and its offsets can be written until the first process
+    enters it: write them at once, before any fork of the plan (every
+    OP_FORK comes earlier) and before any hook runs.
+    """
+    steps = [(L.OP_UNSHARE, CLONE_NEWTIME)]
+    lines = []
+    for clock, offset in (linux.time_offsets or {}).items():
+        offset = offset or {}
+        lines.append(f"{clock} {offset.get('secs') or 0} "
+                     f"{offset.get('nanosecs') or 0}\n")
+    if lines:
+        steps.append((L.OP_WRITE_PROC, b"/proc/self/timens_offsets",
+                      b("".join(lines)), 1))
+    return steps
 
 
 def id_map(mappings):
@@ -276,16 +307,13 @@ def namespace_plan(linux):
         if bit is None:
             raise SpecError(f"linux.namespaces[{index}].type",
                             f"unknown namespace type {ns.type!r}")
-        if ns.type == "time":
-            raise ConfigError(
-                f"linux.namespaces[{index}]: {ns.type} namespaces are not "
-                "supported yet")
         if ns.path:
             joins.append((ns.type, ns.path))
         else:
             flags |= bit
     # runc joins namespaces in this order.
-    order = ("user", "ipc", "uts", "network", "pid", "mount", "cgroup")
+    order = ("user", "ipc", "uts", "network", "pid", "mount", "cgroup",
+             "time")
     joins.sort(key=lambda item: order.index(item[0]))
     return flags, joins
 
@@ -483,6 +511,26 @@ def apparmor_step(profile, L):
     return (L.OP_WRITE_PROC, b(attr), b(f"exec {profile}"), 0)
 
 
+def selinux_step(label, L):
+    """Ask for process.selinuxLabel at the next execve, as runc does.
+
+    The loader refuses a label on a host without SELinux (runc's
+    validator does too), so this only runs where the kernel takes it.
+    """
+    log.debug("applying selinux label %s", label)
+    return (L.OP_WRITE_PROC, b"/proc/self/attr/exec", b(label), 0)
+
+
+def lsm_steps(process, L):
+    """The AppArmor profile, then the SELinux label, in runc's order."""
+    steps = []
+    if process.apparmor_profile:
+        steps.append(apparmor_step(process.apparmor_profile, L))
+    if process.selinux_label:
+        steps.append(selinux_step(process.selinux_label, L))
+    return steps
+
+
 def cgroup_mount_steps(mount, flags, where, opts, L):
     """Show the container its own cgroups at the mount's destination.
 
@@ -640,8 +688,7 @@ def build_exec(process, joins, opts, rootfs, seccomp=None):
     if process.terminal:
         steps.append((L.OP_CONSOLE, opts.console_fd,
                       *console_size(process), 1))
-    if process.apparmor_profile:
-        steps.append(apparmor_step(process.apparmor_profile, L))
+    steps.extend(lsm_steps(process, L))
     steps.extend(process_steps(process, opts, L, rootfs, exec_mode=True,
                                seccomp=seccomp))
     return Plan(clone_flags=0, steps=steps, rootfs=rootfs)
@@ -680,7 +727,6 @@ def process_steps(process, opts, L, rootfs, exec_mode=False, hooks=(),
         steps.append((L.OP_SETSID,))
 
     env = container_env(process, opts, rootfs)
-    steps.append((L.OP_LOOKUP, b(process.args[0]), env))
     steps.append((L.OP_CLOSE_FDS, 3 + opts.preserve_fds, opts.fifo_fd,
                   opts.dmz_fd))
     if seccomp_filter is not None and not nnp:
@@ -717,6 +763,9 @@ def process_steps(process, opts, L, rootfs, exec_mode=False, hooks=(),
     umask = user.umask if user.umask is not None else 0o022
     steps.append((L.OP_UMASK, umask))
     steps.append((L.OP_CHDIR, b(cwd), 0))
+    # runc looks the program up here, as the user and in the cwd, with
+    # the process's own PATH; a failure is still a create-time error.
+    steps.append((L.OP_LOOKUP, b(process.args[0]), env))
     notify_early = seccomp_filter is not None and nnp and \
         seccomp_filter.notify
     if notify_early:

@@ -20,8 +20,8 @@ HOOKS = (
     "poststop",
 )
 
-# No user or time namespaces yet.
-NAMESPACES = ("cgroup", "ipc", "mount", "network", "pid", "uts")
+NAMESPACES = ("cgroup", "ipc", "mount", "network", "pid", "time", "user",
+              "uts")
 
 # Every capability up to CAP_CHECKPOINT_RESTORE (40), in kernel order.
 CAPABILITIES = (

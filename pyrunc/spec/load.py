@@ -15,7 +15,7 @@ import stat
 
 from pyrunc import jsonfast
 from pyrunc import log as _log
-from pyrunc.errors import SpecError
+from pyrunc.errors import NotSupported, SpecError
 from pyrunc.spec import model
 
 log = _log.get_logger(__name__)
@@ -98,9 +98,34 @@ def load_bundle(bundle_dir, require_process=True):
 def decode_json(data):
     """Decode config.json bytes; refuses NaN and Infinity like Go."""
     try:
-        return jsonfast.loads(data, strict_numbers=True)
+        obj = jsonfast.loads(data, strict_numbers=True)
     except (ValueError, UnicodeDecodeError) as err:
         raise SpecError(None, f"invalid json: {err}") from None
+    except RecursionError:
+        # Go's decoder stops at 10000 levels; Python's stack much sooner.
+        raise SpecError(None, "invalid json: nested too deeply") from None
+    # A lone surrogate escape ("\ud800") cannot become a path or an
+    # argument; Go's decoder reads it as U+FFFD, and so does pyrunc.
+    escapes = ("\\ud", "\\uD")
+    if isinstance(data, (bytes, bytearray)):
+        escapes = tuple(e.encode() for e in escapes)
+    if escapes[0] in data or escapes[1] in data:
+        obj = _replace_surrogates(obj)
+    return obj
+
+
+def _replace_surrogates(value):
+    if isinstance(value, str):
+        if not any("\ud800" <= ch <= "\udfff" for ch in value):
+            return value
+        return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch
+                       for ch in value)
+    if isinstance(value, list):
+        return [_replace_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_replace_surrogates(k): _replace_surrogates(v)
+                for k, v in value.items()}
+    return value
 
 
 def parse_spec(obj):
@@ -170,13 +195,19 @@ def validate_host(spec, bundle_dir, require_process=True):
 
     _check_rootfs(resolve_rootfs(spec, bundle_dir))
 
+    check_idmapped_mounts(spec)
     linux = spec.linux
     if linux is not None:
         _check_kernel_namespaces(linux)
         _check_host_net_sysctls(linux)
+        _check_joined_userns(linux)
 
-    proc = spec.process
-    if proc is not None and proc.selinux_label and not _selinux_enabled():
+    if spec.process is not None:
+        _check_selinux_label(spec.process)
+
+
+def _check_selinux_label(proc):
+    if proc.selinux_label and not _selinux_enabled():
         raise SpecError(
             "process.selinuxLabel",
             "selinux label is specified in config, but selinux is "
@@ -777,6 +808,9 @@ def _check_linux(linux, present):
         # runc 1.1.5 ignores the mappings in this case.
         log.debug("uid/gid mappings ignored without a user namespace")
 
+    if linux.cgroups_path and "\0" in linux.cgroups_path:
+        raise SpecError("linux.cgroupsPath", "contains a null byte")
+
     _check_time(linux, present)
 
     for i, dev in enumerate(linux.devices):
@@ -949,6 +983,125 @@ def _check_host_net_sysctls(linux):
         )
 
 
+def check_idmapped_mounts(spec):
+    """Refuse idmapped mounts by name: pyrunc cannot make them yet.
+
+    TODO: idmapped mounts (open_tree, then mount_setattr with
+    MOUNT_ATTR_IDMAP and a user namespace holding the mount's mappings).
+    Until then a mount silently left with the host's ids would show the
+    container files with ids it must not see, so the config is refused.
+    """
+    for index, mount in enumerate(spec.mounts):
+        path = f"mounts[{index}]"
+        for key, value in (("uidMappings", mount.uid_mappings),
+                           ("gidMappings", mount.gid_mappings)):
+            if value:
+                raise NotSupported(f"{path}.{key}: idmapped mounts are "
+                                   "not supported yet")
+        for option in mount.options or ():
+            if option in ("idmap", "ridmap"):
+                raise NotSupported(f"{path}.options: idmapped mounts are "
+                                   "not supported yet")
+
+
+def _check_joined_userns(linux):
+    """Mappings given with a user namespace to join must be its own.
+
+    containerd and CRI-O send both the path and the mappings; runc 1.2
+    refuses the config when they disagree, rather than run the container
+    with ids other than those its engine expects.
+    """
+    index, userns = _find_namespace(linux, "user")
+    if userns is None or userns.path is None:
+        return
+    if not linux.uid_mappings and not linux.gid_mappings:
+        return
+    where = f"linux.namespaces[{index}].path"
+    try:
+        uid_map, gid_map = userns_maps(userns.path)
+    except OSError as err:
+        raise SpecError(
+            where, f"cannot read the mappings of {userns.path}: "
+            f"{err.strerror}") from None
+    for field, wanted, have in (("linux.uidMappings", linux.uid_mappings,
+                                 uid_map),
+                                ("linux.gidMappings", linux.gid_mappings,
+                                 gid_map)):
+        given = sorted((m.container_id, m.host_id, m.size) for m in wanted)
+        if wanted and given != sorted(have):
+            raise SpecError(
+                field, f"user namespace at path {userns.path} has an "
+                "incompatible mapping")
+
+
+def userns_maps(path):
+    """Return (uid_map, gid_map) of the user namespace at path.
+
+    Each is a list of (inside, outside, size) with outside ids as this
+    process sees them. /proc/<pid>/ns/user is read through that pid; any
+    other nsfs file through a short-lived child that enters it.
+    """
+    parts = os.path.normpath(path).split("/")
+    if len(parts) == 5 and parts[:2] == ["", "proc"] and \
+            parts[2].isdigit() and parts[3:] == ["ns", "user"]:
+        base = f"/proc/{parts[2]}"
+        return (_read_id_map(f"{base}/uid_map"),
+                _read_id_map(f"{base}/gid_map"))
+    return _userns_maps_via_child(path)
+
+
+def _read_id_map(path):
+    with open(path) as f:
+        text = f.read()
+    return _parse_id_map(text)
+
+
+def _parse_id_map(text):
+    return [tuple(int(x) for x in line.split())
+            for line in text.splitlines() if line.strip()]
+
+
+def _userns_maps_via_child(path):
+    import ctypes
+
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        # The child: enter the namespace and report its own maps, which
+        # then read relative to the namespace's parent, as configs give.
+        status = 1
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.setns(fd, 0x10000000) == 0:
+                data = b""
+                for name in ("uid_map", "gid_map"):
+                    with open(f"/proc/self/{name}", "rb") as f:
+                        data += f.read() + b"--\n"
+                os.write(wfd, data)
+                status = 0
+            else:
+                os.write(wfd, b"%d" % ctypes.get_errno())
+        finally:
+            os._exit(status)
+    os.close(fd)
+    os.close(wfd)
+    chunks = []
+    while True:
+        chunk = os.read(rfd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(rfd)
+    _, status = os.waitpid(pid, 0)
+    data = b"".join(chunks).decode()
+    if status != 0:
+        err = int(data) if data.isdigit() else 0
+        raise OSError(err, os.strerror(err) if err else "setns failed")
+    uid_text, gid_text = data.split("--\n")[:2]
+    return _parse_id_map(uid_text), _parse_id_map(gid_text)
+
+
 def _find_namespace(linux, ns_type):
     for i, ns in enumerate(linux.namespaces):
         if ns.type == ns_type:
@@ -970,4 +1123,5 @@ def parse_process(obj):
     if proc is None:
         raise SpecError("process", "must be an object")
     _check_process(proc)
+    _check_selinux_label(proc)
     return proc

@@ -29,9 +29,10 @@ def test_hooks():
     ]
 
 
-def test_namespaces_without_user_and_time():
+def test_namespaces():
     namespaces = features()["linux"]["namespaces"]
-    assert namespaces == ["cgroup", "ipc", "mount", "network", "pid", "uts"]
+    assert namespaces == ["cgroup", "ipc", "mount", "network", "pid",
+                          "time", "user", "uts"]
     assert set(namespaces) <= NAMESPACE_TYPES
 
 
