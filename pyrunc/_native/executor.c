@@ -1171,42 +1171,72 @@ static void op_sync(struct px_state *st, const struct px_step *s)
 static void op_fork(struct px_state *st, const struct px_step *s)
 {
 	unsigned long flags = (unsigned long)s->a[0].i | SIGCHLD;
-	pid_t pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, 0);
+	int gate[2];
+	pid_t pid;
+	char c;
 
+	if (pipe2(gate, O_CLOEXEC) < 0)
+		fail(st, "pipe2", "clone the container process");
+	pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, 0);
 	if (pid < 0)
 		fail(st, "clone", "clone the container process");
 	if (pid > 0) {
+		close(gate[0]);
 		send_msg(st, PX_MSG_PID, pid, 0, NULL, NULL);
 		_exit(0);
 	}
+	/*
+	 * Nothing of ours may reach the parent before our pid does: it
+	 * joins "the last pid reported" to the cgroup and writes its id
+	 * maps. The pipe reads EOF once the intermediate, having sent the
+	 * pid, exits.
+	 */
+	close(gate[1]);
+	while (read(gate[0], &c, 1) < 0 && errno == EINTR)
+		;
+	close(gate[0]);
 }
 
-/* Is path an executable regular file? */
-static int is_executable(const char *path)
+/*
+ * Go's findExecutable, which runc's lookup uses: stat(2), then any
+ * execute bit on anything but a directory (the mode, not access(2)).
+ * Returns 0, or -1 with errno set and *stat_failed telling which check
+ * refused.
+ */
+static int find_executable(const char *path, int *stat_failed)
 {
 	struct stat sb;
 
-	if (stat(path, &sb) < 0)
-		return 0;
-	if (!S_ISREG(sb.st_mode)) {
+	*stat_failed = stat(path, &sb) < 0;
+	if (*stat_failed)
+		return -1;
+	if (S_ISDIR(sb.st_mode) || !(sb.st_mode & 0111)) {
 		errno = EACCES;
-		return 0;
+		return -1;
 	}
-	return access(path, X_OK) == 0;
+	return 0;
 }
 
-/* Find the executable the way execvp would, with the container's PATH. */
+/*
+ * Find the executable as runc 1.1 does with Go's exec.LookPath. A name
+ * with a slash is used as it is. Otherwise each entry of the process's
+ * own PATH is tried: there is no default PATH, an empty entry means ".",
+ * and a match in a relative directory is refused (Go 1.19's ErrDot).
+ * The plan runs this after the chdir to the cwd and the switch to the
+ * user, where runc looks the program up too.
+ */
 static void op_lookup(struct px_state *st, const struct px_step *s)
 {
 	const char *name = s->a[0].s;
 	char *const *env = s->a[1].v;
-	const char *path = NULL;
-	const char *p;
-	int i;
+	const char *path = "";
+	const char *p, *end;
+	int stat_failed;
+	int i, n;
 
 	if (strchr(name, '/')) {
-		if (!is_executable(name)) {
-			if (errno == ENOENT)
+		if (find_executable(name, &stat_failed) < 0) {
+			if (stat_failed)
 				fail(st, "exec", "exec: \"%s\": stat %s",
 				     name, name);
 			fail(st, "exec", "exec: \"%s\"", name);
@@ -1214,26 +1244,30 @@ static void op_lookup(struct px_state *st, const struct px_step *s)
 		snprintf(st->exe, sizeof(st->exe), "%s", name);
 		return;
 	}
+	/* The last PATH counts, as the process's environment keeps it. */
 	for (i = 0; env && env[i]; i++) {
-		if (!strncmp(env[i], "PATH=", 5)) {
+		if (!strncmp(env[i], "PATH=", 5))
 			path = env[i] + 5;
-			break;
-		}
 	}
-	if (!path)
-		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
-		       "/sbin:/bin";
-	p = path;
-	while (*p) {
-		const char *end = strchr(p, ':');
-		size_t n = end ? (size_t)(end - p) : strlen(p);
-
-		snprintf(st->exe, sizeof(st->exe), "%.*s/%s", (int)n, p, name);
-		if (n && is_executable(st->exe))
+	for (p = path; *path; p = end + 1) {
+		end = strchrnul(p, ':');
+		if (end == p)
+			n = snprintf(st->exe, sizeof(st->exe), "./%s", name);
+		else
+			n = snprintf(st->exe, sizeof(st->exe), "%.*s/%s",
+				     (int)(end - p), p, name);
+		if (n > 0 && (size_t)n < sizeof(st->exe) &&
+		    find_executable(st->exe, &stat_failed) == 0) {
+			if (st->exe[0] != '/') {
+				errno = 0;
+				fail(st, "exec", "exec: \"%s\": cannot run "
+				     "executable found relative to current "
+				     "directory", name);
+			}
 			return;
-		if (!end)
+		}
+		if (!*end)
 			break;
-		p = end + 1;
 	}
 	errno = 0;
 	fail(st, "exec", "exec: \"%s\": executable file not found in $PATH",
@@ -1379,6 +1413,22 @@ static void op_close_fds(struct px_state *st, const struct px_step *s)
 		fail(st, "close_range", "close runtime fds");
 	if (syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 		fail(st, "close_range", "mark fds close-on-exec");
+	/*
+	 * The exec fifo (argument 1) is reopened through /proc/self/fd once
+	 * `start` reads it. In a container without /proc that open would
+	 * fail after READY, where the error no longer reaches the runtime
+	 * and `start` only sees a dead process: fail here instead, as runc
+	 * does when it lists /proc/self/fd to close the runtime's fds.
+	 */
+	if ((int)s->a[1].i >= 0) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d",
+			 (int)s->a[1].i);
+		if (access(path, F_OK) < 0)
+			fail(st, "open", "error closing exec fds: open %s",
+			     path);
+	}
 }
 
 /*
