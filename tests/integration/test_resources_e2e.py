@@ -181,7 +181,10 @@ class TestLimits:
     def test_default_devices_still_allowed(self, pyrunc_cmd, bundle):
         rt = pyrunc_cmd
         bundle.config["root"]["readonly"] = False
-        script = "head -c 4 /dev/zero | wc -c >/tmp/zero; sleep 1000"
+        # The shell creates /tmp/zero before wc writes to it: write
+        # elsewhere and rename, or the test may read it empty.
+        script = ("head -c 4 /dev/zero | wc -c >/tmp/zero.new; "
+                  "mv /tmp/zero.new /tmp/zero; sleep 1000")
         cid = start(rt, limited(bundle, args=("sh", "-c", script)))
         try:
             assert wait_file(bundle.rootfs / "tmp" / "zero").strip() == "4"
