@@ -1657,12 +1657,6 @@ static void __attribute__((noreturn)) run_plan(const struct px_plan *plan)
 	/* Die with the runtime while it still waits for us. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	/*
-	 * Until execve this is a copy of the runtime: keep processes already
-	 * in the container (exec joins a live one) from opening its memory
-	 * or /proc/<pid>/exe. execve makes it dumpable again.
-	 */
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	/*
 	 * Until execve the child is a copy of the runtime: /proc/<pid>/exe is
 	 * the host's interpreter, cwd and fds are the host's. Non-dumpable, it
 	 * is out of reach of the container's processes, which see it as soon

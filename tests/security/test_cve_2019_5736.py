@@ -115,8 +115,8 @@ class TestShebangSelfExe:
         st.set_args(evil_bundle, "/bin/evil")
         evil_bundle.save()
         proc = rt_on_copy("run", "--bundle", evil_bundle, "evil-run")
-        assert proc.returncode == 127, proc.stderr
         assert_not_overwritten(interpreter, evil_log(evil_bundle))
+        assert proc.returncode == 127, proc.stderr
 
     def test_exec_runs_no_host_binary(self, rt, rt_on_copy, evil_bundle,
                                       interpreter):
@@ -125,8 +125,8 @@ class TestShebangSelfExe:
         proc = rt_on_copy("exec", "victim", "/bin/evil")
         log = evil_log(evil_bundle)
         st.delete(rt, "victim")
-        assert proc.returncode == 127, proc.stderr
         assert_not_overwritten(interpreter, log)
+        assert proc.returncode == 127, proc.stderr
 
     def test_binary_symlinked_to_self_exe(self, rt, rt_on_copy, evil_bundle,
                                           interpreter):
@@ -141,8 +141,8 @@ class TestShebangSelfExe:
         proc = rt_on_copy("exec", "victim", "/bin/python", "/bin/evil.py")
         log = evil_log(evil_bundle)
         st.delete(rt, "victim")
-        assert proc.returncode == 127, proc.stderr
         assert_not_overwritten(interpreter, log)
+        assert proc.returncode == 127, proc.stderr
 
     def test_seccomp_denying_execveat(self, rt, rt_on_copy, evil_bundle,
                                       interpreter):
@@ -155,8 +155,8 @@ class TestShebangSelfExe:
         st.set_args(evil_bundle, "/bin/evil")
         evil_bundle.save()
         proc = rt_on_copy("run", "--bundle", evil_bundle, "evil-sc")
-        assert proc.returncode == 127, proc.stderr
         assert_not_overwritten(interpreter, evil_log(evil_bundle))
+        assert proc.returncode == 127, proc.stderr
 
 
 # Looks at every process that is not its own and tries to get something

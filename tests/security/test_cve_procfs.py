@@ -13,6 +13,8 @@ for core_pattern. pyrunc refuses such mounts, and writes sysctls through
 a private copy of the proc mount on which nothing is stacked.
 """
 
+import subprocess
+
 import pytest
 
 import sectools as st
@@ -33,7 +35,8 @@ def run(rt, bundle, cid="c"):
 
 
 def assert_refused(proc, *words):
-    assert proc.returncode == 1, proc.stdout
+    assert proc.returncode == 1, \
+        f"not refused (exit {proc.returncode}):\n{proc.stdout}"
     line = st.error_line(proc)
     assert len(line.splitlines()) == 1, line
     for word in words:
@@ -67,10 +70,16 @@ class TestProcMountTarget:
         assert_refused(proc, "ordinary directory")
 
     def test_volume_over_proc_refused(self, rt, bundle, tmp_path):
+        # The file the runtime writes an AppArmor profile to: were the
+        # volume accepted as /proc, the write would land here instead.
         fake = tmp_path / "fakeproc"
         (fake / "self" / "attr").mkdir(parents=True)
+        attr = fake / "self" / "attr" / "exec"
+        attr.write_text("untouched\n")
         st.mount(bundle, "/proc", "bind", str(fake), "rbind")
         proc = run(rt, bundle)
+        assert attr.read_text() == "untouched\n", "the runtime wrote " \
+            "to the volume it took for /proc"
         assert_refused(proc, "not of type proc")
 
     @pytest.mark.parametrize("dest", ["/proc/self/attr", "/proc/sys",
@@ -105,6 +114,27 @@ class TestProcMountTarget:
         assert "must be mounted on ordinary directory" in ours.stderr
 
 
+# $1 is the rootfs, as seen from the container's mount namespace before
+# pivot_root; $2 a file to create once the bind is made. No PATH is set.
+BIND_HOOK = """#!/bin/sh
+/bin/mount --bind /proc/sys/kernel/hostname \\
+    "$1/proc/sys/kernel/domainname" && /usr/bin/touch "$2"
+"""
+
+
+def uts_read(pid, name):
+    """kernel.<name> of pid's UTS namespace, read from the host.
+
+    The container's own /proc/sys/kernel/domainname is covered by the
+    hook's bind; the host's procfs answers for the reader's namespace.
+    """
+    proc = subprocess.run(
+        ["nsenter", "--uts", f"--target={pid}", "cat",
+         f"/proc/sys/kernel/{name}"],
+        capture_output=True, text=True, timeout=10, check=True)
+    return proc.stdout.strip()
+
+
 class TestSysctlRedirect:
     """kernel.domainname=evil must not change the hostname."""
 
@@ -121,16 +151,18 @@ class TestSysctlRedirect:
         hostname, domainname = proc.stdout.split()
         assert hostname != "evil", "the sysctl write went to the hostname"
 
+    # runc refuses both binds, the second once it resolved the symlink.
+
     def test_bind_over_sysctl(self, rt, redirect):
         st.mount(redirect, "/proc/sys/kernel/domainname", "bind",
                  "/proc/sys/kernel/hostname", "bind")
-        self.assert_not_redirected(run(rt, redirect))
+        assert_refused(run(rt, redirect), "inside /proc")
 
     def test_bind_through_symlink(self, rt, redirect):
         (redirect.rootfs / "redir").symlink_to("/proc/sys/kernel")
         st.mount(redirect, "/redir/domainname", "bind",
                  "/proc/sys/kernel/hostname", "bind")
-        self.assert_not_redirected(run(rt, redirect))
+        assert_refused(run(rt, redirect), "inside /proc")
 
     def test_bind_into_tmpfs_over_proc_sys(self, rt, redirect):
         # tmpfs over /proc/sys is allowed (runc allows it); a procfs file
@@ -142,6 +174,39 @@ class TestSysctlRedirect:
         st.mount(redirect, "/redir/domainname", "bind",
                  "/proc/sys/kernel/hostname", "bind")
         self.assert_not_redirected(run(rt, redirect))
+
+    def test_bind_by_hook(self, rt, redirect, tmp_path):
+        # No mount of the config to refuse: a createContainer hook, which
+        # runs in the container's mount namespace before pivot_root,
+        # stacks the hostname file on the domainname of the container's
+        # fresh procfs. Only the write through a clone of the bare proc
+        # mount keeps the sysctl off the hostname.
+        hook = tmp_path / "hook.sh"
+        hook.write_text(BIND_HOOK)
+        hook.chmod(0o755)
+        ran = tmp_path / "hook.ran"
+        redirect.config["hooks"] = {"createContainer": [
+            {"path": str(hook),
+             "args": ["hook", str(redirect.rootfs), str(ran)]}]}
+        st.set_args(redirect, "sleep", "30")
+        proc = st.start(rt, redirect, "c", check=False)
+        if proc.returncode != 0:
+            # Refusing the write is fine, if it says why.
+            line = st.error_line(proc)
+            assert "domainname" in line, line
+            return
+        try:
+            pid = st.init_pid(rt, "c")
+            hostname = uts_read(pid, "hostname")
+            domainname = uts_read(pid, "domainname")
+            # Inside, the domainname file is the hostname: the bind held.
+            inside = rt("exec", "c", "cat", "/proc/sys/kernel/domainname")
+        finally:
+            st.delete(rt, "c")
+        assert ran.exists(), "the hook did not bind over the domainname"
+        assert inside.stdout.strip() == hostname, inside
+        assert hostname != "evil", "the sysctl write went to the hostname"
+        assert domainname == "evil"
 
     def test_plain_sysctl_still_works(self, rt, redirect):
         proc = run(rt, redirect)
