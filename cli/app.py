@@ -84,13 +84,69 @@ def _click_option(opt):
                         show_default=shown, hidden=opt.hidden)
 
 
+# Where TableCommand keeps a command's arguments as given.
+_RAW_ARGS = "pyrunc.raw_args"
+
+
+class TableCommand(click.Command):
+    """A command that keeps its raw arguments for the callback.
+
+    click records which option got a value, not the name it was given
+    by; runc refuses one option given by two names (`-c A --cap B`).
+    """
+
+    def parse_args(self, ctx, args):
+        ctx.meta[_RAW_ARGS] = list(args)
+        return super().parse_args(ctx, args)
+
+
+def _names_used(cmd, args):
+    """The option names in args, which click parsed without error."""
+    by_name = {name: opt for opt in cmd.options for name in opt.names}
+    used = set()
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        index += 1
+        if arg == "--":
+            break
+        if arg == "-" or not arg.startswith("-"):
+            if cmd.rest is not None:
+                break
+            continue
+        if arg.startswith("--"):
+            name, sep, _ = arg.partition("=")
+            opt = by_name.get(name)
+            if opt is not None:
+                used.add(name)
+                if not opt.flag and not sep:
+                    index += 1
+            continue
+        # A cluster of short options ("-td"); one that takes a value
+        # takes the rest of the cluster ("-uroot") or the next argument.
+        for at in range(1, len(arg)):
+            opt = by_name.get("-" + arg[at])
+            if opt is None:
+                break
+            used.add("-" + arg[at])
+            if not opt.flag:
+                if at + 1 == len(arg):
+                    index += 1
+                break
+    return used
+
+
 def _command(cmd):
     def callback(args, **params):
-        message = options.check_args(cmd, len(args))
+        ctx = click.get_current_context()
+        # urfave/cli finds this while parsing, before runc counts args.
+        used = _names_used(cmd, ctx.meta.get(_RAW_ARGS, ()))
+        message = options.two_forms(cmd, used)
+        if message is None:
+            message = options.check_args(cmd, len(args))
         if message is not None:
             raise click.UsageError(message)
         params.update(options.bind_args(cmd, list(args)))
-        ctx = click.get_current_context()
         return Invocation(cmd.name, dict(ctx.parent.params), params)
 
     params = [_click_option(opt) for opt in cmd.options]
@@ -101,7 +157,7 @@ def _command(cmd):
         # Options end at the first positional argument (runc's
         # SkipArgReorder): what follows the id belongs to another program.
         settings["allow_interspersed_args"] = False
-    return click.Command(
+    return TableCommand(
         cmd.name, callback=callback, params=params, help=cmd.description
         or cmd.help, short_help=cmd.help, context_settings=settings,
         no_args_is_help=False)

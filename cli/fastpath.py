@@ -15,14 +15,14 @@ is taken verbatim, "--" and dashes included.
 
 Everything else (help, --version, short option clusters, "--" before
 the arguments, values that start with "-", unknown names, values that do
-not convert, a wrong number of arguments) returns None and goes to click,
-which owns the error messages. A test runs both parsers over the same
-argv corpus and compares results.
+not convert, one option under two names, a wrong number of arguments)
+returns None and goes to click, which owns the error messages. A test
+runs both parsers over the same argv corpus and compares results.
 """
 
 from pyrunc.cli.options import COMMANDS, GLOBAL_OPTIONS, Invocation
 from pyrunc.cli.options import bind_args, check_args, global_defaults
-from pyrunc.cli.options import option_defaults
+from pyrunc.cli.options import option_defaults, two_forms
 
 _GLOBALS_BY_NAME = {name: opt for opt in GLOBAL_OPTIONS for name in opt.names}
 
@@ -34,13 +34,14 @@ def _by_name(cmd):
 def parse(argv):
     """Return the Invocation for argv, or None when click must decide."""
     values = global_defaults()
-    index = _take_options(_GLOBALS_BY_NAME, argv, 0, values, stop=True)
+    index = _take_options(_GLOBALS_BY_NAME, argv, 0, values, set(), True)
     if index is None or index >= len(argv):
         return None
     cmd = COMMANDS.get(argv[index])
     if cmd is None:
         return None
     params = option_defaults(cmd)
+    used = set()
     positional = []
     by_name = _by_name(cmd)
     index += 1
@@ -53,20 +54,23 @@ def parse(argv):
             positional.append(arg)
             index += 1
             continue
-        index = _take_options(by_name, argv, index, params, stop=False)
+        index = _take_options(by_name, argv, index, params, used, False)
         if index is None:
             return None
+    if two_forms(cmd, used) is not None:
+        return None
     if check_args(cmd, len(positional)) is not None:
         return None
     params.update(bind_args(cmd, positional))
     return Invocation(cmd.name, values, params)
 
 
-def _take_options(by_name, argv, index, values, stop):
+def _take_options(by_name, argv, index, values, used, stop):
     """Consume options from argv[index]; return the next index or None.
 
-    With stop, return at the first argument that is not an option (the
-    command name); without, consume exactly one option.
+    The names taken are added to the set used. With stop, return at the
+    first argument that is not an option (the command name); without,
+    consume exactly one option.
     """
     while index < len(argv):
         arg = argv[index]
@@ -77,6 +81,7 @@ def _take_options(by_name, argv, index, values, stop):
         # "-b=x" means the value "=x" to click; leave such oddities to it.
         if opt is None or (sep and not name.startswith("--")):
             return None
+        used.add(name)
         if opt.flag:
             if sep:
                 return None

@@ -379,6 +379,22 @@ def check_args(cmd, count):
     return None
 
 
+def two_forms(cmd, used):
+    """Return runc's usage message if one option was used by two names.
+
+    used holds the option names given (with their dashes). urfave/cli
+    checks each option in the command's order and names the later
+    spelling first: `exec --cap A -c B` fails with "... flag: c cap".
+    runc lists the long name first, as the table does.
+    """
+    for opt in cmd.options:
+        given = [name for name in opt.names if name in used]
+        if len(given) > 1:
+            first, second = given[0].lstrip("-"), given[1].lstrip("-")
+            return f"Cannot use two forms of the same flag: {second} {first}"
+    return None
+
+
 def bind_args(cmd, values):
     """Return positional values by name, with defaults for the missing.
 

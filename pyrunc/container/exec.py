@@ -10,8 +10,8 @@ log = _log.get_logger(__name__)
 # The runtime-spec's namespace types and their names under /proc/pid/ns,
 # in the order runc joins them.
 NS_FILES = (
-    ("user", "user"), ("ipc", "ipc"), ("uts", "uts"), ("network", "net"), ("pid", "pid"),
-    ("mount", "mnt"), ("cgroup", "cgroup"),
+    ("user", "user"), ("ipc", "ipc"), ("uts", "uts"), ("network", "net"),
+    ("pid", "pid"), ("time", "time"), ("mount", "mnt"), ("cgroup", "cgroup"),
 )
 
 
@@ -67,9 +67,14 @@ def launch_exec(record, process, *, detach, console_socket, preserve_fds):
     from pyrunc.process.launch import launch
     from pyrunc.seccomp import SYNC_NOTIFY
 
+    # runc's checkTerminal: the console socket is for a detached process
+    # with a terminal only; in the foreground exec relays the pty itself.
     if process.terminal and detach and not console_socket:
         raise PyruncError("cannot allocate tty if runc will detach without "
                           "setting console socket")
+    if console_socket and not (detach and process.terminal):
+        raise PyruncError("cannot use console socket if runc will not "
+                          "detach or allocate tty")
     if not detach:
         # A joined pid namespace means the process is our grandchild.
         set_child_subreaper()

@@ -8,6 +8,7 @@ exit statuses, outputs and error messages are compared.
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -36,6 +37,7 @@ class Pair:
         self.runtimes = runtimes
         self.bundles = bundles
         self.ids = {}
+        self.adopted = []
 
     def start(self, *args):
         for rt in self.runtimes:
@@ -61,7 +63,19 @@ class Pair:
         """`exec [args before "{id}"] {id} [command]` on both."""
         return self.both("exec", *args, **kwargs)
 
+    def adopt(self, pid):
+        """Kill and reap pid, a detached exec's process, at stop().
+
+        Detached, it outlives the runtime and comes to us, the
+        subreaper. Left unreaped, its zombie stays in the container's pid
+        namespace, whose dying init then waits for it forever, and
+        `delete --force` gives up ("container init still running").
+        """
+        self.adopted.append(pid)
+
     def stop(self):
+        for pid in self.adopted:
+            reap(pid)
         for rt in self.runtimes:
             cid = self.ids.get(rt.name)
             if cid is not None:
@@ -131,6 +145,25 @@ class TestFailures:
         assert text == ("exec failed: unable to start container process: "
                         'exec: "nosuchbin": executable file not found in '
                         "$PATH")
+
+    @pytest.mark.parametrize("args", [
+        ("--cwd", "/bin", "{id}", "./echo", "hi"),
+        ("-e", "PATH=bin", "{id}", "echo", "hi"),
+        ("-e", "PATH=", "{id}", "echo", "hi"),
+        ("-e", "PATH=/etc/passwd:/bin:", "{id}", "nosuchbin"),
+        ("{id}", "/etc/passwd"),
+        ("{id}", "/etc"),
+        ("{id}", "/nonexistent/bin"),
+    ], ids=["relative-to-cwd", "relative-path-entry", "empty-path",
+            "bad-entries", "not-executable", "directory", "missing"])
+    def test_program_lookup(self, running, args):
+        # Go's exec.LookPath, after the chdir to the cwd, with the
+        # process's PATH.
+        pyrunc, runc = running.exec_both(*args)
+        assert pyrunc.returncode == runc.returncode, (pyrunc, runc)
+        assert pyrunc.stdout == runc.stdout
+        if runc.returncode == 255:
+            assert message(pyrunc) == message(runc)
 
     def test_unknown_container(self, pair):
         text = same_error(*pair.exec_both("nosuch", "true"))
@@ -206,15 +239,26 @@ class TestFlags:
         same_output(pyrunc, runc)
         assert "groups=10,20" in pyrunc.stdout
 
-    def test_cap_masks(self, running):
+    @pytest.mark.parametrize("name", ["--cap", "-c"])
+    def test_cap_masks(self, running, name):
         pyrunc, runc = running.exec_both(
-            "--cap", "CAP_SYS_ADMIN", "-c", "CAP_NET_RAW", "{id}", "grep",
+            name, "CAP_SYS_ADMIN", name, "CAP_NET_RAW", "{id}", "grep",
             "Cap", "/proc/self/status")
         same_output(pyrunc, runc)
         masks = dict(line.split(":\t") for line in
                      pyrunc.stdout.splitlines())
         cap_sys_admin = 1 << 21
         assert int(masks["CapBnd"], 16) & cap_sys_admin
+
+    def test_one_flag_under_two_names(self, running):
+        # urfave/cli refuses "--cap" and "-c" together, as a usage error.
+        pyrunc, runc = running.exec_both(
+            "--cap", "CAP_SYS_ADMIN", "-c", "CAP_NET_RAW", "{id}", "true")
+        assert pyrunc.returncode == runc.returncode == 1
+        assert pyrunc.stdout.startswith("Incorrect Usage: ")
+        assert runc.stdout.startswith("Incorrect Usage: ")
+        assert message(pyrunc) == message(runc) == \
+            "Cannot use two forms of the same flag: c cap"
 
     def test_no_new_privs(self, running):
         pyrunc, runc = running.exec_both(
@@ -237,9 +281,22 @@ class TestFlags:
 
     def test_process_file_ignores_arguments(self, running, tmp_path):
         path = tmp_path / "process.json"
+        path.write_text(json.dumps({"args": ["echo", "file"], "cwd": "/",
+                                    "env": ["PATH=/bin"]}))
+        pyrunc, runc = running.exec_both("--process", path, "{id}", "echo",
+                                         "args")
+        same_output(pyrunc, runc)
+        assert pyrunc.stdout == "file\n"
+
+    def test_process_file_without_path(self, running, tmp_path):
+        # The program is looked up with the process's own PATH only:
+        # runc has no default for a process.json without one.
+        path = tmp_path / "process.json"
         path.write_text(json.dumps({"args": ["echo", "file"], "cwd": "/"}))
-        same_output(*running.exec_both("--process", path, "{id}", "echo",
-                                       "args"))
+        text = same_error(*running.exec_both("--process", path, "{id}"))
+        assert text == ("exec failed: unable to start container process: "
+                        'exec: "echo": executable file not found in '
+                        "$PATH")
 
 
 class TestDetach:
@@ -254,6 +311,7 @@ class TestDetach:
             # runc writes the bare number, without a newline.
             assert text.isdigit(), repr(text)
             pid = int(text)
+            running.adopt(pid)
             init = rt.state(cid)["pid"]
             listed = rt("ps", "--format", "json", cid)
             assert listed.returncode == 0, listed.stderr
@@ -266,36 +324,53 @@ class TestDetach:
             proc = rt("exec", "-d", "--pid-file", f"{rt.name}.pid",
                       running.ids[rt.name], "true", cwd=tmp_path / "here")
             assert proc.returncode == 0, proc.stderr
-            assert (tmp_path / "here" / f"{rt.name}.pid").exists()
+            pid_file = tmp_path / "here" / f"{rt.name}.pid"
+            running.adopt(int(pid_file.read_text()))
 
 
 class TestTerminal:
     def test_tty_through_console_socket(self, running, tmp_path):
+        # runc takes --console-socket with -t and -d only; the detached
+        # process's status is then ours, the subreaper's, to collect.
         outputs = {}
         for rt in running.runtimes:
             path = str(tmp_path / f"{rt.name}.sock")
-            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            server.bind(path)
-            server.listen(1)
+            pid_file = tmp_path / f"{rt.name}.pid"
             box = {}
-            thread = threading.Thread(target=receive_pty,
-                                      args=(server, box))
-            thread.start()
-            proc = rt.popen("exec", "-t", "--console-socket", path,
-                            running.ids[rt.name], "sh", "-c",
-                            "tty; echo hi; exit 7")
-            thread.join(10)
-            server.close()
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+                server.bind(path)
+                server.listen(1)
+                server.settimeout(10)
+                thread = threading.Thread(target=receive_pty,
+                                          args=(server, box))
+                thread.start()
+                proc = rt("exec", "-t", "-d", "--console-socket", path,
+                          "--pid-file", pid_file, running.ids[rt.name], "sh",
+                          "-c", "tty; echo hi; exit 7")
+                thread.join()
+            assert "fds" in box, (proc, box)
             [master] = box["fds"]
             try:
                 output = read_all(master)
             finally:
                 os.close(master)
-            out, err = proc.communicate(timeout=10)
-            outputs[rt.name] = (proc.returncode, output, out, err)
+            status = reap(int(pid_file.read_text()), kill=False)
+            outputs[rt.name] = (proc.returncode, proc.stdout, proc.stderr,
+                                output, status)
         assert outputs["pyrunc"] == outputs["runc"]
-        assert outputs["pyrunc"][0] == 7
-        assert b"hi\r\n" in outputs["pyrunc"][1]
+        assert outputs["pyrunc"][4] == 7
+        assert b"hi\r\n" in outputs["pyrunc"][3]
+
+    @pytest.mark.parametrize("flags", [("-t",), ("-d",), ()],
+                             ids=["tty", "detach", "neither"])
+    def test_console_socket_needs_tty_and_detach(self, running, tmp_path,
+                                                 flags):
+        # Checked before the socket is used: nobody listens on it.
+        path = tmp_path / "unused.sock"
+        text = same_error(*running.exec_both(
+            *flags, "--console-socket", path, "{id}", "true"))
+        assert text == ("exec failed: cannot use console socket if runc "
+                        "will not detach or allocate tty")
 
 
 class TestPaused:
@@ -358,8 +433,29 @@ def thaw(pid):
                 f.write("THAWED")
 
 
+def reap(pid, kill=True):
+    """Wait for pid, a child of ours (killed first if kill); its status.
+
+    None if it was not ours to wait for.
+    """
+    if kill:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return None
+    return os.waitstatus_to_exitcode(status)
+
+
 def receive_pty(server, box):
-    conn, _ = server.accept()
+    try:
+        conn, _ = server.accept()
+    except OSError as err:  # a timeout: the runtime never connected
+        box["error"] = err
+        return
     with conn:
         _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
         box["fds"] = fds

@@ -95,3 +95,19 @@ class TestForegroundRun:
                               timeout=30, stdin=subprocess.DEVNULL)
         assert b"/dev/pts/0" in proc.stdout
         assert proc.returncode == 3
+
+
+@pytest.mark.runc
+def test_foreground_run_refuses_console_socket(tmp_path, bundle, runtime):
+    # runc hands the pty to a console socket only when it detaches.
+    bundle.config["process"]["terminal"] = True
+    bundle.save()
+    path = str(tmp_path / "console.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen(1)
+        proc = runtime("run", "--console-socket", path, "--bundle",
+                       bundle, unique_id())
+    assert proc.returncode == 1, proc.stderr
+    assert "cannot use console socket if runc will not detach or " \
+        "allocate tty" in proc.stderr

@@ -151,8 +151,6 @@ class TestTimeNamespace:
         finally:
             pyrunc_cmd("delete", "--force", "first")
 
-    @pytest.mark.xfail(strict=True, reason="exec does not join the time "
-                       "namespace yet (pyrunc/container/exec.py NS_FILES)")
     def test_exec_joins_the_time_namespace(self, bundle, pyrunc_cmd):
         with_time(bundle, {"boottime": {"secs": 2 * DAY}}, args="sleep 30")
         pyrunc_cmd("run", "-d", "--bundle", bundle, "c", check=True)

@@ -64,7 +64,7 @@ def test_flags_reach_the_library(calls, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     status = run("exec", "-e", "A=1", "-e", "B=2", "-u", "1000:1000",
                  "-g", "10", "-g", "20", "--cwd", "/tmp", "-c",
-                 "CAP_SYS_ADMIN", "--cap", "CAP_KILL", "--no-new-privs",
+                 "CAP_SYS_ADMIN", "-c", "CAP_KILL", "--no-new-privs",
                  "--apparmor", "prof", "--process-label", "lab", "-t",
                  "-d", "--console-socket", "/s", "--pid-file", "p.pid",
                  "--preserve-fds", "2", "--ignore-paused", "c", "sh", "-c",

@@ -63,7 +63,7 @@ ACCEPTED = [
     ["exec", "-e", "A=1", "-e", "B=2", "c1", "env"],
     ["exec", "--env=A=1", "--env", "A=2", "-t", "-d", "c1", "x"],
     ["exec", "-u", "1000:1000", "-g", "10", "-g", "20", "--cwd", "/tmp",
-     "--cap", "CAP_SYS_ADMIN", "-c", "CAP_KILL", "c1", "id"],
+     "--cap", "CAP_SYS_ADMIN", "--cap", "CAP_KILL", "c1", "id"],
     ["exec", "-p", "/p.json", "--console-socket", "/s", "--pid-file",
      "/pid", "--preserve-fds", "2", "--no-new-privs", "--apparmor", "a",
      "--process-label", "l", "--ignore-paused", "--cgroup", "cpu:x", "c1"],
@@ -137,6 +137,8 @@ DECLINED = [
     ["update", "--pids-limit", "x", "c1"],
     ["update", "--memory", "-1", "c1"],
     ["update", "c1", "c2"],
+    ["exec", "--cap", "A", "-c", "B", "c1", "true"],
+    ["delete", "c1", "-f", "--force"],
 ]
 
 
@@ -185,6 +187,14 @@ class TestUsageErrors:
         (["--bogus", "state", "c"], 1,
          "flag provided but not defined: -bogus"),
         (["nosuch"], 3, "No help topic for 'nosuch'"),
+        # urfave/cli: one flag under two names, the later name first,
+        # found before the arguments are counted.
+        (["exec", "--cap", "A", "-c", "B", "c", "true"], 1,
+         "Cannot use two forms of the same flag: c cap"),
+        (["exec", "-t", "-e", "A=1", "--env", "B=2", "--tty", "c", "sh"],
+         1, "Cannot use two forms of the same flag: e env"),
+        (["delete", "-f", "--force"], 1,
+         "Cannot use two forms of the same flag: f force"),
     ])
     def test_runc_status_and_wording(self, argv, status, message, capfd):
         assert click_parse(argv) == status
