@@ -36,22 +36,36 @@ DMZ_FLAGS = [
 ]
 
 
-class BuildWithDmz(build_ext):
-    """Build the extensions, then the pyrunc-dmz trampoline next to them.
+# pyrunc-pause: the pause process of pyrunc-cri's pods. Static, as it
+# runs in a rootfs with nothing else in it.
+PAUSE_DIR = "pyrunc/cri"
+PAUSE_SOURCE = f"{PAUSE_DIR}/pause.c"
+PAUSE_NAME = "pyrunc-pause"
+PAUSE_FLAGS = ["-Os", "-static", "-s", "-Wall"]
 
-    The trampoline is a program, not a module, so setuptools has no
-    step for it; it is installed as package data of pyrunc._native.
+# (directory, program, compiler flags, source)
+PROGRAMS = [
+    (NATIVE, DMZ_NAME, DMZ_FLAGS, DMZ_SOURCE),
+    (PAUSE_DIR, PAUSE_NAME, PAUSE_FLAGS, PAUSE_SOURCE),
+]
+
+
+class BuildWithDmz(build_ext):
+    """Build the extensions, then the programs (pyrunc-dmz, pyrunc-pause).
+
+    They are programs, not modules, so setuptools has no step for them;
+    each is installed as package data of its package.
     """
 
     def run(self):
         super().run()
         cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
-        targets = [os.path.join(self.build_lib, NATIVE, DMZ_NAME)]
-        if self.inplace:
-            targets = [os.path.join(NATIVE, DMZ_NAME)]
-        for target in targets:
+        for directory, name, flags, source in PROGRAMS:
+            target = os.path.join(self.build_lib, directory, name)
+            if self.inplace:
+                target = os.path.join(directory, name)
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            cmd = cc.split() + DMZ_FLAGS + ["-o", target, DMZ_SOURCE]
+            cmd = cc.split() + flags + ["-o", target, source]
             self.announce(" ".join(cmd), level=2)
             subprocess.run(cmd, check=True)
 

@@ -5,9 +5,13 @@
 # makes .venv and installs pyrunc); this adds what the CRI server needs:
 #   1. Debian packages: conmon (the per-container monitor), the CNI
 #      plugins (bridge, host-local, loopback, portmap), static busybox
-#      (the pause process and the test image), iptables (portmap)
+#      (the test image, and the pause fallback), iptables (portmap),
+#      skopeo (PullImage from registries), docker-registry (the loopback
+#      registry of the pull tests; its service is not left running)
 #   2. grpcio and the CRI runtime.v1 stubs in .venv
-#   3. .venv/bin/pyrunc-cri, linked at /usr/local/bin/pyrunc-cri
+#   3. pyrunc/cri/pyrunc-pause, the pods' pause process, when the
+#      editable install predates it or pause.c changed
+#   4. .venv/bin/pyrunc-cri, linked at /usr/local/bin/pyrunc-cri
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,7 +19,8 @@ VENV=$REPO/.venv
 PY=$VENV/bin/python
 LINK=${PYRUNC_CRI_LINK-/usr/local/bin/pyrunc-cri}
 
-PACKAGES=(conmon containernetworking-plugins busybox-static iptables)
+PACKAGES=(conmon containernetworking-plugins busybox-static iptables
+          skopeo docker-registry)
 PIP_PACKAGES=('grpcio>=1.73' 'protobuf>=6.31'
               'container-runtime-interface-api>=2.0.1')
 
@@ -44,6 +49,26 @@ install_packages() {
     say "installing ${missing[*]}"
     apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
     apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    # Debian starts a registry on :5000 when it installs docker-registry;
+    # the tests run their own on a free port.
+    if [[ " ${missing[*]} " == *" docker-registry "* ]] \
+        && command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+        systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+    fi
+}
+
+# setup.py builds pyrunc-pause with the package; an editable install made
+# before it existed has none. The same compiler command as setup.py.
+build_pause() {
+    local src=$REPO/pyrunc/cri/pause.c out=$REPO/pyrunc/cri/pyrunc-pause
+    if [[ -x $out && $out -nt $src ]]; then
+        say "pyrunc-pause ok"
+        return
+    fi
+    say "building $out"
+    "${CC:-cc}" -Os -static -s -Wall -o "$out.tmp" "$src" \
+        || die "cannot build pyrunc-pause (needs gcc and libc6-dev)"
+    mv "$out.tmp" "$out"
 }
 
 install_python() {
@@ -86,5 +111,6 @@ LAUNCHER
 
 install_packages
 install_python
+build_pause
 write_launcher
 say "done"

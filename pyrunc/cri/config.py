@@ -13,8 +13,14 @@ Every key is optional; an example with the defaults::
     conmon = "/usr/bin/conmon"
     default_runtime = "pyrunc"
     cgroup_parent = "pyrunc-cri"             # for pods that name none
-    pause_binary = "/bin/busybox"            # static busybox for the pause
+    pause_binary = ""                        # "": pyrunc-pause, built in
+    busybox = "/bin/busybox"                 # pause fallback, when not built
     workers = 16
+    skopeo = "/usr/bin/skopeo"               # PullImage from registries
+    insecure_registries = []                 # plain HTTP or unverified TLS
+
+    [registry_mirrors]                       # tried in order, then the host
+    "registry.k8s.io" = ["127.0.0.1:5000"]   # (no mirrors by default)
 
     [runtimes.pyrunc]                        # RuntimeClass handler names
     path = "/usr/local/bin/pyrunc"
@@ -23,6 +29,10 @@ Every key is optional; an example with the defaults::
     [cni]
     conf_dir = "/etc/cni/net.d"
     bin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]
+
+A registry is named by its host (``host[:port]``, ``docker.io`` for
+Docker Hub). A mirror endpoint is a host or an ``http://`` /
+``https://`` URL; ``http://`` implies insecure.
 
 A relative cgroup parent is joined, by the runtime, to the cgroup of the
 runtime process itself (runc's rule), so a server started inside a
@@ -76,8 +86,12 @@ class Config:
     conmon: str = "/usr/bin/conmon"
     default_runtime: str = "pyrunc"
     cgroup_parent: str = "pyrunc-cri"
-    pause_binary: str = "/bin/busybox"
+    pause_binary: str = ""
+    busybox: str = "/bin/busybox"
     workers: int = 16
+    skopeo: str = "/usr/bin/skopeo"
+    insecure_registries: list = dataclasses.field(default_factory=list)
+    registry_mirrors: dict = dataclasses.field(default_factory=dict)
     runtimes: dict = dataclasses.field(default_factory=dict)
     cni: CniConfig = dataclasses.field(default_factory=CniConfig)
 
@@ -102,7 +116,7 @@ class Config:
 
 
 _SCALARS = {f.name: f.type for f in dataclasses.fields(Config)
-            if f.name not in ("runtimes", "cni")}
+            if f.name not in ("runtimes", "cni", "registry_mirrors")}
 
 
 def load(path=None, overrides=None):
@@ -133,13 +147,15 @@ def from_dict(data):
     data = dict(data)
     runtimes = _runtimes(data.pop("runtimes", None))
     cni = _cni(data.pop("cni", None))
+    mirrors = _mirrors(data.pop("registry_mirrors", None))
     kwargs = {}
     for key, value in data.items():
         want = _SCALARS.get(key)
         if want is None:
             raise ConfigError(f"unknown configuration key `{key}`")
         kwargs[key] = _check(key, value, want)
-    cfg = Config(runtimes=runtimes, cni=cni, **kwargs)
+    cfg = Config(runtimes=runtimes, cni=cni, registry_mirrors=mirrors,
+                 **kwargs)
     if cfg.log_level not in LOG_LEVELS:
         raise ConfigError(f"log_level: unknown level `{cfg.log_level}`")
     if cfg.log_format not in ("text", "json"):
@@ -156,7 +172,31 @@ def _check(key, value, want):
     if not isinstance(value, want):
         raise ConfigError(f"{key}: expected {want.__name__}, got "
                           f"{type(value).__name__}")
+    if want is list:
+        _check_strings(key, value)
     return value
+
+
+def _check_strings(key, value):
+    if not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{key}: expected a list of non-empty strings")
+
+
+def _mirrors(table):
+    """registry_mirrors: host -> endpoints (a string or a list)."""
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise ConfigError("registry_mirrors: expected a table")
+    out = {}
+    for host, endpoints in table.items():
+        if isinstance(endpoints, str):
+            endpoints = [endpoints]
+        if not isinstance(endpoints, list):
+            raise ConfigError(f"registry_mirrors.{host}: expected a list")
+        _check_strings(f"registry_mirrors.{host}", endpoints)
+        out[host] = list(endpoints)
+    return out
 
 
 def _runtimes(table):

@@ -313,7 +313,7 @@ class Containers:
         if self.state(rec) != RUNNING:
             raise FailedPrecondition(f"container {rec['id']} is not running")
         bundle = os.path.join(self.reg.container_dir(rec["id"]), "bundle")
-        monitor.reopen_log(bundle)
+        monitor.reopen_log(bundle, rec.get("log_path", ""))
 
     # --- status and listing
 

@@ -49,3 +49,9 @@ class RuntimeFailed(CriError):
     """The runtime binary, conmon or a CNI plugin reported a failure."""
 
     code = "UNKNOWN"
+
+
+class PullFailed(CriError):
+    """A registry pull failed for another reason than a missing image."""
+
+    code = "UNKNOWN"

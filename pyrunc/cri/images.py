@@ -11,7 +11,8 @@ Layout under the image root::
 Images come in by importing an OCI image layout (a directory), an OCI
 archive (a tar of one) or a ``docker save`` archive; ``import_image``
 works for the server and for the ``pyrunc-cri import`` command alike, as
-they coordinate through the lock. Registry pulls are not done here yet.
+they coordinate through the lock. Registry pulls (pull.py) fetch an
+OCI layout with skopeo and import it here.
 
 The image id is the digest of its config, as in containerd and Docker.
 """
@@ -262,6 +263,9 @@ class ImageStore:
                     t for t in other["repo_tags"] if t not in tags]
         for tag in tags:
             if "@" in tag:
+                # Pulled by digest: the name the caller knows it by.
+                if tag not in record["repo_digests"]:
+                    record["repo_digests"].append(tag)
                 continue
             if tag not in record["repo_tags"]:
                 record["repo_tags"].append(tag)

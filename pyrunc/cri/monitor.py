@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 SYNC_TIMEOUT = 120
 COMMAND_TIMEOUT = 120
 REOPEN_LOGS = "2 0 0\n"
+# How long ReopenContainerLog waits for conmon to create the new file.
+REOPEN_WAIT = 2
 # How long a timed-out exec gets to write its pid file, and its runtime
 # to exit once the process was killed.
 EXEC_GRACE = 5
@@ -213,8 +215,14 @@ class Runtime:
         return proc.returncode, out, err
 
 
-def reopen_log(bundle):
-    """Ask the container's conmon to reopen its log file (ctl fifo)."""
+def reopen_log(bundle, log_path, timeout=REOPEN_WAIT):
+    """Ask the container's conmon to reopen its log file (ctl fifo).
+
+    conmon reads the fifo in its own loop; wait (up to timeout) for the
+    new file to appear at log_path, as the caller renamed the old one
+    away and expects a file there when the call returns (containerd
+    waits the same way).
+    """
     path = os.path.join(bundle, "ctl")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -226,6 +234,13 @@ def reopen_log(bundle):
         os.write(fd, REOPEN_LOGS.encode())
     finally:
         os.close(fd)
+    deadline = time.monotonic() + timeout
+    while log_path and not os.path.exists(log_path):
+        if time.monotonic() > deadline:
+            raise DeadlineExceeded(
+                f"reopen log: conmon did not create {log_path} within "
+                f"{timeout}s")
+        time.sleep(0.01)
 
 
 def _read_sync(fd, timeout):

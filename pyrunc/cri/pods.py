@@ -1,18 +1,21 @@
 """Pod sandboxes: a pause container per pod, its files and its network.
 
 Choice: a pause container, not namespace files pinned by bind mounts.
-The pause process (a shell loop of the host's static busybox, run
-through conmon and the runtime like any container) holds the pod's
-network, IPC, UTS and, when the pod shares one, PID namespace; the
-pod's containers join them as /proc/<pause pid>/ns/*. A PID namespace
-cannot be pinned by a file (it dies with its init), so a process is
-needed for pod-wide PID sharing anyway; with it, the pod needs no
-helper that unshares and no bind mounts on the host, its sysctls and
-hostname are applied by the runtime, and recovery after a restart is the
-same as for any container (conmon still runs, the exit file tells).
+The pause process (pyrunc-pause, a static program built with the
+package, run through conmon and the runtime like any container) holds
+the pod's network, IPC, UTS and, when the pod shares one, PID
+namespace; the pod's containers join them as /proc/<pause pid>/ns/*.
+A PID namespace cannot be pinned by a file (it dies with its init), so
+a process is needed for pod-wide PID sharing anyway; with it, the pod
+needs no helper that unshares and no bind mounts on the host, its
+sysctls and hostname are applied by the runtime, and recovery after a
+restart is the same as for any container (conmon still runs, the exit
+file tells).
 
 The pause rootfs is the same read-only directory for every pod:
-``<state root>/pause/rootfs`` with busybox and empty mount targets.
+``<state root>/pause/rootfs`` with empty mount targets, where the pause
+program is bound at ``/pause``. When the program was not built, the
+host's static busybox in that rootfs runs a shell loop instead.
 """
 
 import logging
@@ -27,6 +30,7 @@ from pyrunc.cri import images as images_mod
 from pyrunc.cri import records, spec
 from pyrunc.cri.errors import (FailedPrecondition, InvalidArgument,
                                NotFound)
+from pyrunc.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,9 @@ ff02::2\tip6-allrouters
 SHM_OPTIONS = "mode=1777,size=67108864"
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 PROTOCOLS = {pb.TCP: "tcp", pb.UDP: "udp", pb.SCTP: "sctp"}
+# Built by setup.py from pause.c, next to this module.
+PAUSE_PROGRAM = "pyrunc-pause"
+PAUSE_DIRS = ("bin", "dev", "proc", "sys", "etc", "tmp")
 
 
 def pod_name(meta):
@@ -62,30 +69,53 @@ class Pods:
         # Set by the server once both managers exist.
         self.containers = None
         self.pause_rootfs = os.path.join(registry.pause_dir, "rootfs")
+        self.pause_binary = _find_pause_binary(cfg.pause_binary)
 
     # --- the pause rootfs
 
     def prepare_pause_rootfs(self):
-        """Build the pause containers' rootfs once (busybox + targets)."""
+        """Build the pause containers' rootfs once, complete it after.
+
+        Pods that run keep the rootfs they were started on, so an
+        existing one only gets what it lacks, never rebuilt.
+        """
         root = self.pause_rootfs
+        if not os.path.isdir(root):
+            tmp = f"{root}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            for d in PAUSE_DIRS:
+                os.makedirs(os.path.join(tmp, d), mode=0o755)
+            for name in ("hostname", "hosts", "resolv.conf"):
+                open(os.path.join(tmp, "etc", name), "w").close()
+            os.rename(tmp, root)
+        target = os.path.join(root, "pause")
+        if not os.path.exists(target):
+            # The mount target of the pause program (read-only root).
+            open(target, "w").close()
+        if self.pause_binary is None:
+            self._prepare_fallback(root)
+
+    def _prepare_fallback(self, root):
+        """Put busybox and the fifo its shell loop waits on in root."""
         binary = os.path.join(root, "bin", "busybox")
-        if os.path.exists(binary):
-            return
-        if not os.access(self.cfg.pause_binary, os.X_OK):
-            raise FailedPrecondition(
-                f"pause binary {self.cfg.pause_binary} is missing: "
-                f"install busybox-static")
-        tmp = f"{root}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        for d in ("bin", "dev", "proc", "sys", "etc", "tmp"):
-            os.makedirs(os.path.join(tmp, d), mode=0o755)
-        shutil.copy2(self.cfg.pause_binary, os.path.join(tmp, "bin",
-                                                          "busybox"))
-        for applet in ("sh", "sleep"):
-            os.symlink("busybox", os.path.join(tmp, "bin", applet))
-        for name in ("hostname", "hosts", "resolv.conf"):
-            open(os.path.join(tmp, "etc", name), "w").close()
-        os.rename(tmp, root)
+        if not os.path.exists(binary):
+            if not os.access(self.cfg.busybox, os.X_OK):
+                raise FailedPrecondition(
+                    f"no pause program: pyrunc-pause was not built and "
+                    f"{self.cfg.busybox} is missing (install busybox-static"
+                    f" or rebuild pyrunc)")
+            shutil.copy2(self.cfg.busybox, f"{binary}.tmp")
+            os.rename(f"{binary}.tmp", binary)
+        sh = os.path.join(root, "bin", "sh")
+        if not os.path.lexists(sh):
+            os.symlink("busybox", sh)
+        fifo = os.path.join(root, "pause.fifo")
+        if not os.path.exists(fifo):
+            os.mkfifo(fifo)
+            # Any pod user opens it; nobody writes to it.
+            os.chmod(fifo, 0o666)
+        log.warning("pyrunc-pause is missing: pods run a busybox shell "
+                    "loop as their pause process")
 
     # --- lookups
 
@@ -156,7 +186,7 @@ class Pods:
         bundle = os.path.join(sdir, "bundle")
         os.makedirs(bundle, exist_ok=True)
         oci = spec.sandbox_spec(config, sid, self.pause_rootfs, files,
-                                rec["cgroup_parent"])
+                                rec["cgroup_parent"], self.pause_binary)
         records.write_json(os.path.join(bundle, "config.json"), oci)
         pid = runtime.create(
             sid, bundle, sdir, os.path.join(sdir, "pause.log"),
@@ -351,6 +381,18 @@ class Pods:
                             "marking it not ready", rec["id"])
                 rec["state"] = NOTREADY
                 self.reg.save_sandbox(rec)
+
+
+def _find_pause_binary(configured):
+    """Return the pause program's path, or None to use the fallback."""
+    path = configured or os.path.join(os.path.dirname(__file__),
+                                      PAUSE_PROGRAM)
+    if os.access(path, os.X_OK):
+        return os.path.abspath(path)
+    if configured:
+        raise ConfigError(
+            f"pause_binary: {configured} is not an executable file")
+    return None
 
 
 def _conmon_alive(reg, oid):

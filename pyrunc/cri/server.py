@@ -66,12 +66,13 @@ class Server:
 
     def __init__(self, cfg):
         from pyrunc.cri import (containers, events, images, monitor,
-                                network, pods, registry)
+                                network, pods, pull, registry)
 
         self.cfg = cfg
         self.registry = registry.Registry(cfg.state_root)
         self.registry.load()
         self.images = images.ImageStore(cfg.image_root)
+        self.puller = pull.Puller(cfg, self.images)
         self.runtimes = {name: monitor.Runtime(h, cfg.conmon)
                          for name, h in cfg.runtimes.items()}
         self.cni = network.Cni(cfg.cni)
@@ -105,7 +106,7 @@ class Server:
             service.RuntimeService(self.cfg, self.pods, self.containers,
                                    self.cni, self.events), self.grpc)
         pb_grpc.add_ImageServiceServicer_to_server(
-            service.ImageService(self.images), self.grpc)
+            service.ImageService(self.images, self.puller), self.grpc)
         path = self.cfg.listen
         os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
         if os.path.exists(path):

@@ -352,8 +352,9 @@ def _fill_network(net, pid, now):
 class ImageService(pb_grpc.ImageServiceServicer):
     """The CRI ImageService over the content store."""
 
-    def __init__(self, images):
+    def __init__(self, images, puller):
         self.images = images
+        self.puller = puller
 
     def _image_proto(self, image):
         out = pb.Image(id=image["id"], repo_tags=image["repo_tags"],
@@ -401,10 +402,9 @@ class ImageService(pb_grpc.ImageServiceServicer):
                 path, _, name = ref[len(prefix):].partition("::")
                 found = self.images.import_image(path, name=name or None)
                 return pb.PullImageResponse(image_ref=found[0]["id"])
-        raise Unimplemented(
-            f"pulling `{ref}` from a registry is not supported yet: import "
-            f"an OCI archive (pyrunc-cri import, or pull "
-            f"oci-archive:<path>[::<name>])")
+        auth = request.auth if request.HasField("auth") else None
+        image = self.puller.pull(ref, auth)
+        return pb.PullImageResponse(image_ref=image["id"])
 
     @_handler
     def RemoveImage(self, request, context):

@@ -8,8 +8,10 @@ kubelet and critest expect of a runtime.
 
 import copy
 import os
+import re
 import stat
 
+from pyrunc.cri import seccomp
 from pyrunc.cri.errors import InvalidArgument
 from pyrunc.process import caps
 
@@ -18,9 +20,7 @@ OCI_VERSION = "1.0.2"
 # NamespaceMode values of the CRI.
 POD, CONTAINER, NODE, TARGET = 0, 1, 2, 3
 # MountPropagation values of the CRI.
-PROPAGATION = {0: "rprivate", 1: "rslave", 2: "rshared"}
-# SecurityProfile.ProfileType values of the CRI.
-RUNTIME_DEFAULT, UNCONFINED, LOCALHOST = 0, 1, 2
+PRIVATE, HOST_TO_CONTAINER, BIDIRECTIONAL = 0, 1, 2
 
 DEFAULT_PATH = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
                 "/sbin:/bin")
@@ -45,19 +45,16 @@ DEFAULT_READONLY = [
     "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 ]
 
-# Syscalls the RuntimeDefault profile refuses with EPERM. This is a
-# deny-list over an allow-by-default filter, smaller than containerd's
-# allow-list: it blocks what can change the host kernel or escape.
-DEFAULT_DENIED_SYSCALLS = [
-    "acct", "add_key", "bpf", "delete_module", "finit_module",
-    "init_module", "kexec_file_load", "kexec_load", "keyctl",
-    "lookup_dcookie", "open_by_handle_at", "perf_event_open",
-    "quotactl", "request_key", "swapoff", "swapon", "userfaultfd",
-    "nfsservctl", "get_kernel_syms", "create_module", "query_module",
-]
+# The pause process: the program built with pyrunc-cri (pause.c), bound
+# read-only at /pause in the pause rootfs. Without it, a busybox shell
+# that waits on a fifo, so that no child of it shows in the pod.
+PAUSE_ARGS = ["/pause"]
+PAUSE_FALLBACK_SCRIPT = (
+    "trap 'exit 0' TERM INT; exec 3<>/pause.fifo; "
+    "while :; do read -t 3600 x <&3; done")
 
-PAUSE_SCRIPT = ("trap 'exit 0' TERM INT; "
-                "while :; do sleep 3600 & wait $!; done")
+# Where the host's mounts are listed, for the propagation checks.
+MOUNTINFO = "/proc/self/mountinfo"
 
 
 def known_caps():
@@ -134,17 +131,26 @@ def _caps(names):
 
 
 def sandbox_spec(config, sandbox_id, rootfs, files, cgroup_parent,
-                 pause_args=None):
+                 pause_binary=None):
     """Return the config.json of a pod's pause container.
 
     config is the CRI PodSandboxConfig; files maps "hostname", "hosts",
     "resolv.conf" and "shm" (a directory) to paths in the sandbox dir.
+    pause_binary is the host path of the pause program, bound at /pause
+    (None: the rootfs's busybox runs PAUSE_FALLBACK_SCRIPT instead).
     The pause process holds the pod's network, IPC, UTS and (when the
     pod shares one) PID namespaces for the containers to join.
     """
     spec = base_spec(rootfs, readonly=True)
     proc = spec["process"]
-    proc["args"] = list(pause_args or ["/bin/sh", "-c", PAUSE_SCRIPT])
+    if pause_binary:
+        proc["args"] = list(PAUSE_ARGS)
+        spec["mounts"].append({
+            "destination": PAUSE_ARGS[0], "type": "bind",
+            "source": pause_binary,
+            "options": ["rbind", "rprivate", "ro", "nosuid", "nodev"]})
+    else:
+        proc["args"] = ["/bin/sh", "-c", PAUSE_FALLBACK_SCRIPT]
     proc["env"] = [DEFAULT_PATH]
     ns_opts = _pod_ns_options(config)
     linux = spec["linux"]
@@ -159,12 +165,17 @@ def sandbox_spec(config, sandbox_id, rootfs, files, cgroup_parent,
         linux["namespaces"].append({"type": "uts"})
         spec["hostname"] = config.hostname or ""
     sec = config.linux.security_context
+    _check_group_has_user(sec)
     if sec.HasField("run_as_user"):
         proc["user"]["uid"] = sec.run_as_user.value
     if sec.HasField("run_as_group"):
         proc["user"]["gid"] = sec.run_as_group.value
     if sec.privileged:
         _make_privileged(spec)
+    profile = seccomp.profile_for(
+        sec, sec.privileged, proc["capabilities"]["bounding"])
+    if profile is not None:
+        linux["seccomp"] = profile
     sysctls = dict(config.linux.sysctls)
     if sysctls:
         linux["sysctl"] = sysctls
@@ -175,6 +186,16 @@ def sandbox_spec(config, sandbox_id, rootfs, files, cgroup_parent,
         "io.kubernetes.cri.sandbox-id": sandbox_id,
     }
     return spec
+
+
+def _check_group_has_user(sec):
+    """A group without a user is refused, as containerd does."""
+    if not sec.HasField("run_as_group"):
+        return
+    if sec.HasField("run_as_user") or getattr(sec, "run_as_username", ""):
+        return
+    raise InvalidArgument(
+        f"user group `{sec.run_as_group.value}` is specified without user")
 
 
 def _pod_ns_options(config):
@@ -238,6 +259,7 @@ def container_spec(config, sandbox, image_config, rootfs, cid,
     proc["env"] = _env(config, img, sandbox.hostname)
     proc["cwd"] = config.working_dir or img.get("WorkingDir") or "/"
     proc["terminal"] = bool(config.tty)
+    _check_group_has_user(sec)
     proc["user"] = _user(sec, img.get("User", ""), passwd_root)
     proc["noNewPrivileges"] = bool(sec.no_new_privs)
     linux = spec["linux"]
@@ -258,7 +280,7 @@ def container_spec(config, sandbox, image_config, rootfs, cid,
     _apply_devices(spec, config.devices, privileged=sec.privileged)
     linux["cgroupsPath"] = cgroup_path(cgroup_parent, cid)
     mounts = _pod_file_mounts(files, readonly=sec.readonly_rootfs)
-    mounts += [_bind_mount(m) for m in config.mounts]
+    mounts += [_bind_mount(m, linux) for m in config.mounts]
     spec["mounts"] = _merge_mounts(spec["mounts"], mounts)
     spec["annotations"] = {
         "io.kubernetes.cri.container-type": "container",
@@ -484,43 +506,10 @@ def _apply_resources(spec, res):
 
 
 def _apply_seccomp(spec, sec, privileged):
-    profile = sec.seccomp
-    kind = profile.profile_type
-    if privileged or kind == UNCONFINED:
-        return
-    if not sec.HasField("seccomp") and not sec.seccomp_profile_path:
-        # kubelet always sends a profile; no field at all means the
-        # caller asked for nothing, which the CRI reads as unconfined.
-        return
-    if kind == LOCALHOST:
-        spec["linux"]["seccomp"] = load_seccomp(profile.localhost_ref)
-        return
-    spec["linux"]["seccomp"] = default_seccomp()
-
-
-def default_seccomp():
-    """Return the RuntimeDefault profile (see DEFAULT_DENIED_SYSCALLS)."""
-    return {
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "syscalls": [{"names": list(DEFAULT_DENIED_SYSCALLS),
-                      "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
-    }
-
-
-def load_seccomp(path):
-    """Read a Localhost seccomp profile: OCI linux.seccomp JSON."""
-    import json
-
-    if not os.path.isabs(path):
-        raise InvalidArgument(f"seccomp profile `{path}` is not absolute")
-    try:
-        with open(path) as f:
-            profile = json.load(f)
-    except (OSError, ValueError) as err:
-        raise InvalidArgument(f"seccomp profile {path}: {err}") from None
-    if not isinstance(profile, dict) or "defaultAction" not in profile:
-        raise InvalidArgument(f"seccomp profile {path}: no defaultAction")
-    return profile
+    bounding = spec["process"]["capabilities"]["bounding"]
+    profile = seccomp.profile_for(sec, privileged, bounding)
+    if profile is not None:
+        spec["linux"]["seccomp"] = profile
 
 
 def _apply_devices(spec, devices, privileged):
@@ -554,16 +543,80 @@ def device_node(host_path, container_path):
             "gid": st.st_gid}
 
 
-def _bind_mount(m):
+def _bind_mount(m, linux):
+    """Return the OCI mount of a CRI Mount; may set rootfsPropagation.
+
+    As in containerd: a bidirectional mount needs a shared source mount
+    and makes the container's root rshared (without it, the copy of the
+    host's mount in the container's namespace is a slave, and mounts
+    made in the container do not reach the host); a host-to-container
+    one needs a shared or slave source and makes the root rslave.
+    """
     if not m.container_path or not os.path.isabs(m.container_path):
         raise InvalidArgument(
             f"mount destination `{m.container_path}` is not absolute")
     if not os.path.exists(m.host_path):
         raise InvalidArgument(f"mount source {m.host_path} does not exist")
-    opts = ["rbind", PROPAGATION.get(m.propagation, "rprivate")]
-    opts.append("ro" if m.readonly else "rw")
+    if m.propagation == BIDIRECTIONAL:
+        _check_source_propagation(m.host_path, ("shared:",), "a shared")
+        prop = "rshared"
+        linux["rootfsPropagation"] = "rshared"
+    elif m.propagation == HOST_TO_CONTAINER:
+        _check_source_propagation(m.host_path, ("shared:", "master:"),
+                                  "a shared or slave")
+        prop = "rslave"
+        if linux.get("rootfsPropagation") not in ("rshared", "rslave"):
+            linux["rootfsPropagation"] = "rslave"
+    else:
+        prop = "rprivate"
+    opts = ["rbind", prop, "ro" if m.readonly else "rw"]
     return {"destination": m.container_path, "type": "bind",
             "source": m.host_path, "options": opts}
+
+
+def _check_source_propagation(path, tags, what):
+    """Refuse a source whose host mount has none of tags (mountinfo)."""
+    real = os.path.realpath(path)
+    found = _mount_of(real)
+    if found is None:
+        raise InvalidArgument(f"mount source {path}: no mount holds it")
+    point, fields = found
+    if not any(f.startswith(t) for f in fields for t in tags):
+        raise InvalidArgument(
+            f"mount source {path} is on the mount {point}, which is not "
+            f"{what} mount")
+
+
+def _mount_of(path):
+    """Return (mount point, optional fields) of the mount holding path.
+
+    The longest mount point that is path or a parent of it; of mounts
+    stacked on one point, the last listed (the one on top).
+    """
+    best = None
+    try:
+        with open(MOUNTINFO) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 7 or "-" not in fields:
+            continue
+        point = _unescape(fields[4])
+        inside = point == "/" or path == point or \
+            path.startswith(point.rstrip("/") + "/")
+        if not inside:
+            continue
+        if best is None or len(point) >= len(best[0]):
+            best = (point, fields[6:fields.index("-")])
+    return best
+
+
+def _unescape(text):
+    """Undo mountinfo's octal escapes (\\040 for a space)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)),
+                  text)
 
 
 def _merge_mounts(defaults, extra):

@@ -76,7 +76,16 @@ def busybox_archive(tmp_path_factory):
 
 
 @pytest.fixture
-def cri(request, cri_ready, busybox_archive, residue_watch):
+def cri_config():
+    """Extra configuration of the ``cri`` server: (top-level keys, tables).
+
+    A test module or class overrides this fixture to add keys.
+    """
+    return "", ""
+
+
+@pytest.fixture
+def cri(request, cri_ready, busybox_archive, residue_watch, cri_config):
     """A running pyrunc-cri with the busybox image imported."""
     base = Path(tempfile.mkdtemp(prefix="cri-", dir="/tmp"))
     residue_watch.prefixes.append(base)
@@ -84,7 +93,8 @@ def cri(request, cri_ready, busybox_archive, residue_watch):
     server = crihelpers.CriServer(
         base, bridge=bridge, subnet=crihelpers.free_subnet(),
         cgroup_parent=helpers.cgroup_name(request.node.name),
-        pyrunc=helpers.pyrunc_argv()[0])
+        pyrunc=helpers.pyrunc_argv()[0], extra_keys=cri_config[0],
+        extra_tables=cri_config[1])
     rt = helpers.Runtime("pyrunc", helpers.pyrunc_argv(), server.runtime_root)
     residue_watch.add_runtime(rt)
     try:

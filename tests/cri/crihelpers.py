@@ -28,6 +28,7 @@ log_level = "debug"
 log_file = "{base}/server.log"
 cgroup_parent = "{cgroup_parent}"
 default_runtime = "pyrunc"
+{extra_keys}
 
 [runtimes.pyrunc]
 path = "{pyrunc}"
@@ -36,6 +37,7 @@ root = "{base}/rt"
 [cni]
 conf_dir = "{base}/net.d"
 bin_dirs = ["/usr/lib/cni"]
+{extra_tables}
 """
 
 
@@ -68,7 +70,8 @@ def conmons_under(base):
 class CriServer:
     """One pyrunc-cri process with its own state, socket and network."""
 
-    def __init__(self, base, bridge, subnet, cgroup_parent, pyrunc):
+    def __init__(self, base, bridge, subnet, cgroup_parent, pyrunc,
+                 extra_keys="", extra_tables=""):
         self.base = Path(base)
         self.bridge = bridge
         self.subnet = subnet
@@ -82,7 +85,8 @@ class CriServer:
         self.im = None
         self.config_path = self.base / "cri.toml"
         self.config_path.write_text(CONFIG.format(
-            base=self.base, cgroup_parent=cgroup_parent, pyrunc=pyrunc))
+            base=self.base, cgroup_parent=cgroup_parent, pyrunc=pyrunc,
+            extra_keys=extra_keys, extra_tables=extra_tables))
         netd = self.base / "net.d"
         netd.mkdir()
         (netd / "10-test.conflist").write_text(json.dumps({

@@ -5,8 +5,10 @@ residue on the host afterwards.
 """
 
 import os
+import signal
 import threading
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -97,12 +99,6 @@ class TestImages:
         image = cri.im.ImageStatus(pb.ImageStatusRequest(
             image=pb.ImageSpec(image="local/tool:1"))).image
         assert image.id == image_id
-
-    def test_registry_pull_not_supported(self, cri):
-        with pytest.raises(grpc.RpcError) as exc:
-            cri.pull("docker.io/library/alpine:3")
-        assert _code(exc) == grpc.StatusCode.UNIMPLEMENTED
-        assert "import an OCI archive" in exc.value.details()
 
     def test_layers_whiteouts(self, cri):
         cfg = cri.pod_config("layers")
@@ -211,7 +207,48 @@ class TestPods:
                          pid_mode=pb.POD)
         out = cri.exec(cid, "ps", "-o", "pid,args").stdout.decode()
         # The pause process is pid 1 of the pod.
-        assert "1 /bin/sh -c trap" in out
+        assert "1 /pause" in out
+
+    def test_pause_process(self, cri):
+        """The pause program: pid 1, no child of its own, reaps orphans."""
+        cfg = cri.pod_config("pause", pid_mode=pb.POD)
+        sid = cri.run_pod(cfg)
+        cid = cri.create(sid, cfg, "c", ["sleep", "1000"],
+                         pid_mode=pb.POD)
+        res = cri.exec(cid, "ps", "-o", "pid,ppid,comm,args")
+        rows = [line.split(None, 3) for line in
+                res.stdout.decode().splitlines()[1:]]
+        assert ["1", "0", "pause", "/pause"] in rows
+        # Only the container's own sleep: nothing the pause started.
+        sleeps = [r for r in rows if r[2] == "sleep"]
+        assert len(sleeps) == 1 and sleeps[0][1] == "0"
+        assert not [r for r in rows if r[1] == "1"]
+        # An orphan goes to pid 1, which reaps it when it exits.
+        cri.exec(cid, "sh", "-c",
+                 "(sleep 1 </dev/null >/dev/null 2>&1 &) ; true")
+        out = cri.exec(cid, "ps", "-o", "ppid,comm").stdout.decode()
+        assert "1 sleep" in " ".join(out.split())
+        deadline = time.monotonic() + 5
+        while True:
+            out = cri.exec(cid, "ps", "-o", "ppid,stat,comm").stdout.decode()
+            if "1 sleep" not in " ".join(out.split()):
+                break
+            assert time.monotonic() < deadline, out
+            time.sleep(0.1)
+        assert " Z " not in out
+        # SIGTERM ends it with status 0 (a pid 1 gets only the signals
+        # it handles).
+        state = cri.base / "state"
+        pause_pid = int((state / "sandboxes" / sid / "pidfile").read_text())
+        assert Path(f"/proc/{pause_pid}/comm").read_text() == "pause\n"
+        os.kill(pause_pid, signal.SIGTERM)
+        exit_file = state / "exits" / sid
+        deadline = time.monotonic() + 10
+        while not (exit_file.exists() and exit_file.read_text()):
+            assert time.monotonic() < deadline, "the pause did not exit"
+            time.sleep(0.05)
+        assert exit_file.read_text() == "0"
+        assert cri.pod_status(sid).state == pb.SANDBOX_NOTREADY
 
     def test_dns_sysctls_privileged(self, cri):
         cfg = cri.pod_config("tuned")
@@ -431,6 +468,27 @@ class TestContainers:
             container_id=cid))
         lines = read_log(log, want="line")
         assert lines and all(s == "stdout" for s, _ in lines)
+
+    def test_reopen_log_creates_file_at_once(self, cri):
+        """ReopenContainerLog returns once the new file exists."""
+        cfg = cri.pod_config("reopen")
+        sid = cri.run_pod(cfg)
+        cid = cri.create(sid, cfg, "c", [
+            "sh", "-c", "while :; do echo tick; sleep 0.2; done"])
+        log = cri.log_dir / "reopen" / "c.log"
+        read_log(log, want="tick")
+        for i in range(5):
+            os.rename(log, f"{log}.{i}")
+            cri.rt.ReopenContainerLog(pb.ReopenContainerLogRequest(
+                container_id=cid))
+            assert log.exists()
+        read_log(log, want="tick")
+        cri.rt.StopContainer(pb.StopContainerRequest(
+            container_id=cid, timeout=0))
+        with pytest.raises(grpc.RpcError) as exc:
+            cri.rt.ReopenContainerLog(pb.ReopenContainerLogRequest(
+                container_id=cid))
+        assert _code(exc) == grpc.StatusCode.FAILED_PRECONDITION
 
     def test_events(self, cri):
         events = []

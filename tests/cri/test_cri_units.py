@@ -13,7 +13,8 @@ import pytest
 
 pb = pytest.importorskip("cri_api.v1.api_pb2")
 
-from pyrunc.cri import config, images, layers, spec  # noqa: E402
+from pyrunc.cri import config, images, layers, pull, seccomp  # noqa: E402
+from pyrunc.cri import spec  # noqa: E402
 from pyrunc.cri.errors import InvalidArgument  # noqa: E402
 from pyrunc.errors import ConfigError  # noqa: E402
 
@@ -53,12 +54,83 @@ class TestConfig:
         ("[runtimes.x]\nroot = '/r'", "runtimes.x: needs a path"),
         ("[cni]\nbogus = 1", "cni: unknown key `bogus`"),
         ("listen = ", "cri.toml"),
+        ("insecure_registries = 'x'", "expected list"),
+        ("insecure_registries = [1]", "list of non-empty strings"),
+        ("registry_mirrors = 1", "registry_mirrors: expected a table"),
+        ("[registry_mirrors]\n'gcr.io' = 5", "gcr.io: expected a list"),
+        ("[registry_mirrors]\n'gcr.io' = ['']", "non-empty strings"),
     ])
     def test_errors(self, tmp_path, text, message):
         path = tmp_path / "cri.toml"
         path.write_text(text)
         with pytest.raises(ConfigError, match=message):
             config.load(path)
+
+
+    def test_registry_keys(self, tmp_path):
+        path = tmp_path / "cri.toml"
+        path.write_text(
+            'insecure_registries = ["127.0.0.1:5000"]\n'
+            'skopeo = "/opt/skopeo"\n'
+            'pause_binary = "/opt/pause"\n'
+            '[registry_mirrors]\n'
+            '"registry.k8s.io" = "http://127.0.0.1:5000"\n'
+            '"gcr.io" = ["m1.example", "https://m2.example/"]\n')
+        cfg = config.load(path)
+        assert cfg.insecure_registries == ["127.0.0.1:5000"]
+        assert cfg.skopeo == "/opt/skopeo"
+        assert cfg.pause_binary == "/opt/pause"
+        assert cfg.registry_mirrors == {
+            "registry.k8s.io": ["http://127.0.0.1:5000"],
+            "gcr.io": ["m1.example", "https://m2.example/"]}
+        default = config.load(None)
+        assert default.insecure_registries == []
+        assert default.registry_mirrors == {}
+        assert default.pause_binary == ""
+        assert default.busybox == "/bin/busybox"
+
+    def test_pull_endpoints(self, tmp_path):
+        cfg = config.from_dict({
+            "insecure_registries": ["gcr.io", "m1.example"],
+            "registry_mirrors": {
+                "gcr.io": ["m1.example", "https://m2.example/"],
+                "docker.io": ["http://127.0.0.1:5000"]}})
+        store = images.ImageStore(tmp_path)
+        puller = pull.Puller(cfg, store)
+        got = [(e.host, e.insecure) for e in puller.endpoints("gcr.io")]
+        assert got == [("m1.example", True), ("m2.example", False),
+                       ("gcr.io", True)]
+        got = [(e.host, e.insecure) for e in puller.endpoints("docker.io")]
+        assert got == [("127.0.0.1:5000", True), ("docker.io", False)]
+        got = [(e.host, e.insecure) for e in puller.endpoints("quay.io")]
+        assert got == [("quay.io", False)]
+
+    def test_pull_auth_args(self, tmp_path):
+        auth = pb.AuthConfig(username="u", password="p:w")
+        args = pull._auth_args(auth, "reg.example:5000", str(tmp_path))
+        assert args == ["--src-authfile", str(tmp_path / "auth.json")]
+        data = json.loads((tmp_path / "auth.json").read_text())
+        assert data == {"auths": {"reg.example:5000": {
+            "auth": "dTpwOnc="}}}
+        assert stat.S_IMODE(os.stat(tmp_path / "auth.json").st_mode) == \
+            0o600
+        other = pb.AuthConfig(username="u", password="p",
+                              server_address="https://other.example")
+        assert pull._auth_args(other, "reg.example", str(tmp_path)) == []
+        token = pb.AuthConfig(registry_token="tok")
+        args = pull._auth_args(token, "reg.example", str(tmp_path))
+        assert args == ["--src-registry-token", "tok"]
+        assert "tok" not in pull._redact(["skopeo"] + args + ["x"])
+        assert pull._auth_args(None, "reg.example", str(tmp_path)) == []
+
+    def test_skopeo_message(self):
+        err = ('time="2026-12-04T08:46:11Z" level=fatal msg="initializing '
+               'source docker://h/x:1: reading manifest 1 in h/x: '
+               'manifest unknown: manifest unknown"\n')
+        msg = pull._skopeo_message(err)
+        assert msg.startswith("initializing source docker://h/x:1")
+        assert pull._is_not_found(msg)
+        assert not pull._is_not_found("connection refused")
 
 
 class TestRefs:
@@ -110,6 +182,18 @@ def _container_spec(cfg, pod=None, image=None, root=None, **kw):
         "cid", "parent", FILES, 42, passwd_root=root, **kw)
 
 
+def _fake_mountinfo(tmp_path, monkeypatch, mounts):
+    """Point spec.MOUNTINFO at a file listing (mount point, tags)."""
+    lines = []
+    for i, (point, tags) in enumerate(mounts):
+        point = point.replace(" ", "\\040")
+        lines.append(f"{i + 20} 1 0:{i} / {point} rw {tags} - ext4 x rw"
+                     .replace("  ", " "))
+    path = tmp_path / "mountinfo"
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(spec, "MOUNTINFO", str(path))
+
+
 def _ns(oci):
     return {n["type"]: n.get("path") for n in oci["linux"]["namespaces"]}
 
@@ -124,6 +208,41 @@ class TestSandboxSpec:
         assert oci["linux"]["cgroupsPath"] == "kube/pod/sid"
         dests = [m["destination"] for m in oci["mounts"]]
         assert "/etc/resolv.conf" in dests and "/dev/shm" in dests
+
+    def test_pause_program(self):
+        oci = spec.sandbox_spec(_pod(), "sid", "/pause", FILES, "",
+                                pause_binary="/pkg/pyrunc-pause")
+        assert oci["process"]["args"] == ["/pause"]
+        bind = [m for m in oci["mounts"] if m["destination"] == "/pause"]
+        assert bind[0]["source"] == "/pkg/pyrunc-pause"
+        assert "ro" in bind[0]["options"]
+        # Without the program: busybox's shell, and no sleep child.
+        oci = spec.sandbox_spec(_pod(), "sid", "/pause", FILES, "")
+        assert oci["process"]["args"][:2] == ["/bin/sh", "-c"]
+        assert "sleep" not in oci["process"]["args"][2]
+        assert not [m for m in oci["mounts"]
+                    if m["destination"] == "/pause"]
+
+    def test_seccomp_and_group(self):
+        pod = _pod()
+        sec = pod.linux.security_context
+        assert "seccomp" not in spec.sandbox_spec(
+            pod, "sid", "/p", FILES, "")["linux"]
+        sec.seccomp_profile_path = "runtime/default"
+        oci = spec.sandbox_spec(pod, "sid", "/p", FILES, "")
+        assert oci["linux"]["seccomp"] == seccomp.default_profile()
+        sec.seccomp_profile_path = "bogus"
+        with pytest.raises(InvalidArgument, match="unknown seccomp"):
+            spec.sandbox_spec(pod, "sid", "/p", FILES, "")
+        sec.seccomp_profile_path = ""
+        sec.run_as_group.value = 7
+        with pytest.raises(InvalidArgument,
+                           match="specified without user"):
+            spec.sandbox_spec(pod, "sid", "/p", FILES, "")
+        sec.run_as_user.value = 5
+        user = spec.sandbox_spec(pod, "sid", "/p", FILES, "")[
+            "process"]["user"]
+        assert user == {"uid": 5, "gid": 7}
 
     def test_host_namespaces_and_sysctls(self):
         pod = _pod(network=pb.NODE, pid=pb.NODE, ipc=pb.NODE)
@@ -259,7 +378,102 @@ class TestContainerSpec:
         sec.seccomp.profile_type = pb.SecurityProfile.Unconfined
         assert "seccomp" not in _container_spec(cfg)["linux"]
 
-    def test_mounts(self, tmp_path):
+    @pytest.mark.parametrize("path, want", [
+        ("", None),
+        ("unconfined", None),
+        ("runtime/default", "default"),
+        ("docker/default", "default"),
+        ("localhost/{profile}", "profile"),
+    ])
+    def test_seccomp_profile_path(self, tmp_path, path, want):
+        profile = tmp_path / "p.json"
+        profile.write_text(json.dumps({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["chmod"], "action": "SCMP_ACT_ERRNO"}]}))
+        cfg = _ctr(command=["true"])
+        sec = cfg.linux.security_context
+        sec.seccomp_profile_path = path.format(profile=profile)
+        got = _container_spec(cfg)["linux"].get("seccomp")
+        if want is None:
+            assert got is None
+        elif want == "default":
+            assert got == seccomp.default_profile()
+        else:
+            assert got["syscalls"][0]["names"] == ["chmod"]
+        # Privileged containers get no profile, whatever they ask.
+        sec.privileged = True
+        pod = _pod()
+        pod.linux.security_context.privileged = True
+        assert "seccomp" not in _container_spec(cfg, pod=pod)["linux"]
+
+    @pytest.mark.parametrize("path", [
+        "/abs/profile.json", "localhost", "runtime/defaultx", "localhost/rel",
+        "localhost//no/such/file.json"])
+    def test_seccomp_profile_path_errors(self, path):
+        cfg = _ctr(command=["true"])
+        cfg.linux.security_context.seccomp_profile_path = path
+        with pytest.raises(InvalidArgument, match="seccomp profile"):
+            _container_spec(cfg)
+
+    def test_seccomp_field_wins(self, tmp_path):
+        cfg = _ctr(command=["true"])
+        sec = cfg.linux.security_context
+        sec.seccomp_profile_path = "runtime/default"
+        sec.seccomp.profile_type = pb.SecurityProfile.Unconfined
+        assert "seccomp" not in _container_spec(cfg)["linux"]
+        sec.seccomp_profile_path = "bogus"
+        sec.seccomp.profile_type = pb.SecurityProfile.RuntimeDefault
+        got = _container_spec(cfg)["linux"]["seccomp"]
+        assert got == seccomp.default_profile()
+
+    def test_seccomp_docker_profile(self):
+        docker = {
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "archMap": [{"architecture": "SCMP_ARCH_X86_64",
+                         "subArchitectures": ["SCMP_ARCH_X86"]},
+                        {"architecture": "SCMP_ARCH_AARCH64",
+                         "subArchitectures": ["SCMP_ARCH_ARM"]}],
+            "syscalls": [
+                {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+                {"name": "ptrace", "action": "SCMP_ACT_ALLOW",
+                 "includes": {"minKernel": "4.8"}},
+                {"names": ["arch_prctl"], "action": "SCMP_ACT_ALLOW",
+                 "includes": {"arches": ["amd64"]}},
+                {"names": ["mount"], "action": "SCMP_ACT_ALLOW",
+                 "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+                {"names": ["chmod"], "action": "SCMP_ACT_ALLOW",
+                 "excludes": {"caps": ["CAP_SYS_ADMIN"]}},
+            ],
+        }
+        got = seccomp.from_docker(docker, ["CAP_CHOWN"], machine="x86_64",
+                                  kernel="6.1.0-18-amd64")
+        assert got["architectures"] == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]
+        names = [r["names"] for r in got["syscalls"]]
+        assert names == [["read", "write"], ["ptrace"], ["arch_prctl"],
+                         ["chmod"]]
+        got = seccomp.from_docker(docker, ["CAP_SYS_ADMIN"],
+                                  machine="aarch64", kernel="4.4.0")
+        assert got["architectures"] == ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]
+        names = [r["names"] for r in got["syscalls"]]
+        assert names == [["read", "write"], ["mount"]]
+
+    def test_run_as_group_needs_user(self):
+        cfg = _ctr(command=["true"])
+        sec = cfg.linux.security_context
+        sec.run_as_group.value = 10
+        with pytest.raises(InvalidArgument,
+                           match="group `10` is specified without user"):
+            _container_spec(cfg)
+        sec.run_as_username = "0"
+        assert _container_spec(cfg)["process"]["user"]["gid"] == 10
+        sec.run_as_username = ""
+        sec.run_as_user.value = 3
+        assert _container_spec(cfg)["process"]["user"] == {
+            "uid": 3, "gid": 10}
+
+    def test_mounts(self, tmp_path, monkeypatch):
+        _fake_mountinfo(tmp_path, monkeypatch, [
+            ("/", "shared:1"), (str(tmp_path), "master:2")])
         cfg = _ctr(command=["true"])
         cfg.mounts.add(container_path="/data", host_path=str(tmp_path),
                        readonly=True,
@@ -270,11 +484,51 @@ class TestContainerSpec:
         by_dest = {m["destination"]: m for m in oci["mounts"]}
         assert by_dest["/data"]["options"] == ["rbind", "rslave", "ro"]
         assert by_dest["/etc/hosts"]["source"] == str(tmp_path)
+        assert by_dest["/etc/hosts"]["options"] == [
+            "rbind", "rprivate", "rw"]
+        assert oci["linux"]["rootfsPropagation"] == "rslave"
         dests = [m["destination"] for m in oci["mounts"]]
         assert dests.index("/dev") < dests.index("/dev/shm")
         cfg.mounts.add(container_path="/x", host_path="/no/such/dir")
         with pytest.raises(InvalidArgument, match="does not exist"):
             _container_spec(cfg)
+
+    def test_mount_propagation(self, tmp_path, monkeypatch):
+        shared = tmp_path / "shared"
+        slave = tmp_path / "slave"
+        private = tmp_path / "private dir"
+        for d in (shared, slave, private):
+            d.mkdir()
+        (shared / "sub").mkdir()
+        _fake_mountinfo(tmp_path, monkeypatch, [
+            ("/", ""), (str(shared), "shared:7"),
+            (str(slave), "master:3"), (str(private), "")])
+        cfg = _ctr(command=["true"])
+        cfg.mounts.add(container_path="/s", host_path=str(shared / "sub"),
+                       propagation=pb.PROPAGATION_BIDIRECTIONAL)
+        cfg.mounts.add(container_path="/l", host_path=str(slave),
+                       propagation=pb.PROPAGATION_HOST_TO_CONTAINER)
+        oci = _container_spec(cfg)
+        by_dest = {m["destination"]: m for m in oci["mounts"]}
+        assert by_dest["/s"]["options"] == ["rbind", "rshared", "rw"]
+        assert by_dest["/l"]["options"] == ["rbind", "rslave", "rw"]
+        # rslave after rshared does not take the root back to rslave.
+        assert oci["linux"]["rootfsPropagation"] == "rshared"
+        for prop, source, what in (
+                (pb.PROPAGATION_BIDIRECTIONAL, slave, "not a shared mount"),
+                (pb.PROPAGATION_HOST_TO_CONTAINER, private,
+                 "not a shared or slave mount")):
+            cfg = _ctr(command=["true"])
+            cfg.mounts.add(container_path="/m", host_path=str(source),
+                           propagation=prop)
+            with pytest.raises(InvalidArgument, match=what):
+                _container_spec(cfg)
+        cfg = _ctr(command=["true"])
+        cfg.mounts.add(container_path="/m", host_path=str(private),
+                       propagation=pb.PROPAGATION_PRIVATE)
+        oci = _container_spec(cfg)
+        assert "rootfsPropagation" not in oci["linux"]
+
 
     def test_devices(self):
         cfg = _ctr(command=["true"])
