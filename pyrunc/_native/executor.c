@@ -600,10 +600,18 @@ static void op_mount(struct px_state *st, const struct px_step *s)
  */
 static void op_pivot_root(struct px_state *st)
 {
+	int old_root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	if (old_root < 0)
+		fail(st, "open", "open old root");
 	if (fchdir(st->root_fd) < 0)
 		fail(st, "fchdir", "enter rootfs");
 	if (syscall(SYS_pivot_root, ".", ".") < 0)
 		fail(st, "pivot_root", "pivot_root into rootfs");
+	/* "." is the new root after pivot_root: step onto the old one. */
+	if (fchdir(old_root) < 0)
+		fail(st, "fchdir", "enter old root");
+	close(old_root);
 	/* Keep the unmount from propagating back to the host. */
 	if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
 		fail(st, "mount", "make old root rslave");
@@ -644,6 +652,11 @@ static void op_make_parent_private(struct px_state *st,
 	char *slash;
 
 	snprintf(path, sizeof(path), "%s", s->a[0].s);
+	/* The rootfs itself, when it is a mount (runc's getParentMount). */
+	if (mount(NULL, path, NULL, MS_PRIVATE, NULL) == 0)
+		return;
+	if (errno != EINVAL)
+		fail(st, "mount", "make `%s` private", path);
 	for (;;) {
 		slash = strrchr(path, '/');
 		if (!slash)

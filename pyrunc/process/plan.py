@@ -341,12 +341,11 @@ def rootfs_steps(spec, opts, rootfs, L, userns=False):
     if prop_flag is None:
         raise SpecError("linux.rootfsPropagation",
                         f"unknown propagation {prop!r}")
-    # Everything we mount must stay in the container's namespace. A
-    # shared propagation asked for is applied to "/" after pivot_root.
-    first = prop_flag
-    if prop in ("shared", "rshared"):
-        first = mo.MS_SLAVE | mo.MS_REC
-    steps.append((L.OP_MOUNT, None, b"/", None, first, None,
+    # linux.rootfsPropagation applies to "/" of the new mount namespace
+    # first, as with runc: rshared is how a container's mounts reach the
+    # host (bidirectional volumes). The mount holding the rootfs is then
+    # made private, so that the container's own mounts stay in it.
+    steps.append((L.OP_MOUNT, None, b"/", None, prop_flag, None,
                   L.MNT_HOSTPATH, None, 0, 0))
     steps.append((L.OP_MAKE_PARENT_PRIVATE, b(rootfs)))
     # pivot_root needs the new root to be a mount point.
