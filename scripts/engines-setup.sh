@@ -89,6 +89,32 @@ install_python() {
         || die "the CRI client does not import"
 }
 
+# podman asks every runtime for RLIMIT_NOFILE and RLIMIT_NPROC of
+# 1048576. Where root lacks CAP_SYS_RESOURCE (containers such as this
+# project's test machines) no runtime can raise a hard limit, and every
+# `podman run` fails with "set rlimit 7: operation not permitted". Ask
+# for what root has instead (docs/podman.md), unless already configured.
+podman_ulimits() {
+    local dropin=/etc/containers/containers.conf.d/90-pyrunc-ulimits.conf
+    local caps
+    caps=$(awk '/^CapBnd:/ {print $2}' /proc/self/status)
+    if (((0x$caps >> 24) & 1)); then
+        return
+    fi
+    if [[ -e $dropin ]]; then
+        say "podman ulimits ok: $dropin"
+        return
+    fi
+    mkdir -p "$(dirname "$dropin")"
+    printf '%s\n' "# Written by pyrunc's scripts/engines-setup.sh: root has" \
+        "# no CAP_SYS_RESOURCE here, so podman may not raise hard limits." \
+        "[containers]" \
+        "default_ulimits = [\"nofile=$(ulimit -Hn):$(ulimit -Hn)\"," \
+        "                   \"nproc=32768:32768\"]" > "$dropin"
+    say "wrote $dropin (no CAP_SYS_RESOURCE: podman's ulimits lowered)"
+}
+
 install_packages
 install_python
+podman_ulimits
 say "done"
