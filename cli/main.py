@@ -37,7 +37,25 @@ def main(argv=None):
     """Run pyrunc with argv (default sys.argv[1:]) and exit."""
     if argv is None:
         argv = sys.argv[1:]
-    sys.exit(run_argv(argv))
+    exit_now(run_argv(argv))
+
+
+def exit_now(status):
+    """Exit with status without the interpreter's teardown.
+
+    Freeing every module and object at exit costs a CLI call about 3 ms,
+    as much as a whole `runc state`, and pyrunc registers no atexit
+    handler and leaves no buffered file but stdout and stderr, which are
+    flushed here. A failed flush exits 120, as the interpreter does.
+    """
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        status = status or 120
+    if status is None:
+        status = 0
+    os._exit(status & 0xFF if isinstance(status, int) else 1)
 
 
 def run_argv(argv):

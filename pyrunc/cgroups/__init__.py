@@ -14,9 +14,11 @@ the parent of its own cgroup); an absolute path to the hierarchy root.
 from pyrunc.cgroups import detect
 from pyrunc.cgroups.base import Manager
 from pyrunc.cgroups.detect import DEFAULT_ROOT, HYBRID, V1, V2, detect_mode
-from pyrunc.cgroups.v1 import V1Manager
-from pyrunc.cgroups.v2 import V2Manager
 from pyrunc.errors import CgroupError
+
+# The v1 and v2 drivers are imported where a manager is made: a host
+# needs one of them, and each import costs a CLI call a fraction of a
+# millisecond.
 
 __all__ = [
     "Manager",
@@ -51,9 +53,13 @@ def new_manager(
     if not inner.startswith("/"):
         own = detect.read_proc_cgroup(proc_self_cgroup)
     if mode == V2:
+        from pyrunc.cgroups.v2 import V2Manager
+
         return V2Manager(root, detect.v2_path(root, inner, own))
     if mode not in (V1, HYBRID):
         raise CgroupError(f"unknown cgroup mode {mode!r}")
+    from pyrunc.cgroups.v1 import V1Manager
+
     mount_roots = {}
     if not inner.startswith("/"):
         mount_roots = detect.read_mount_roots(mountinfo)
@@ -71,8 +77,12 @@ def manager_from_dict(d):
         paths = d["paths"]
         created = d.get("created", [])
         if mode == V2:
+            from pyrunc.cgroups.v2 import V2Manager
+
             return V2Manager(root, paths[""], created)
         if mode in (V1, HYBRID):
+            from pyrunc.cgroups.v1 import V1Manager
+
             return V1Manager(mode, root, paths, d["mounts"], created)
     except (KeyError, TypeError, AttributeError) as err:
         raise CgroupError(f"invalid cgroup state: {err!r}") from err

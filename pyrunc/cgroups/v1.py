@@ -10,7 +10,7 @@ from pyrunc import log as _log
 import os
 import time
 
-from pyrunc.cgroups import base, fsutil, oom, stats, v1res
+from pyrunc.cgroups import base, fsutil, v1res
 from pyrunc.cgroups import resources as res
 from pyrunc.cgroups.devices import Emulator
 from pyrunc.cgroups.detect import HYBRID, UNIFIED, V1
@@ -226,6 +226,10 @@ class V1Manager(base.Manager):
 
     def stats(self):
         """Return usage figures in the shape of runc's types.Stats."""
+        # Imported here, as oom below: create, start, state and delete
+        # never read usage figures.
+        from pyrunc.cgroups import stats
+
         return stats.v1_stats(self._paths)
 
     def oom_watcher(self):
@@ -233,6 +237,8 @@ class V1Manager(base.Manager):
         path = self._paths.get("memory")
         if path is None:
             return None
+        from pyrunc.cgroups import oom
+
         return oom.V1OomWatcher(path)
 
 

@@ -5,7 +5,7 @@ from pyrunc import log as _log
 import os
 import time
 
-from pyrunc.cgroups import base, fsutil, oom, stats, v1res
+from pyrunc.cgroups import base, fsutil, v1res
 from pyrunc.cgroups import resources as res
 from pyrunc.cgroups.detect import UNIFIED, V2
 from pyrunc.errors import CgroupError, ConfigError
@@ -375,12 +375,18 @@ class V2Manager(base.Manager):
 
     def stats(self):
         """Return usage figures in the shape of runc's types.Stats."""
+        # Imported here, as oom below: create, start, state and delete
+        # never read usage figures.
+        from pyrunc.cgroups import stats
+
         return stats.v2_stats(self._path)
 
     def oom_watcher(self):
         """Return an OomWatcher on memory.events (None without it)."""
         if not os.path.exists(os.path.join(self._path, "memory.events")):
             return None
+        from pyrunc.cgroups import oom
+
         return oom.V2OomWatcher(self._path)
 
 

@@ -42,7 +42,7 @@ def check_terminal(spec, console_socket, detach, console_fd):
     if terminal and not console_socket and console_fd is None:
         raise ConfigError("cannot allocate tty if runc will detach without "
                           "setting console socket")
-    if console_socket and not terminal:
+    if console_socket and (not terminal or not detach):
         raise ConfigError("cannot use console socket if runc will not "
                           "detach or allocate tty")
 
@@ -51,9 +51,9 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
           no_new_keyring, preserve_fds, console_fd):
     from pyrunc.cgroups import new_manager
     from pyrunc.process import plan as planner
+    from pyrunc.process import prewarm
     from pyrunc.process.dmz import sealed_fd
     from pyrunc.process.launch import launch
-    from pyrunc.seccomp import SYNC_NOTIFY
 
     linux = spec.linux
     manager = new_manager(linux.cgroups_path if linux else None, cid)
@@ -99,6 +99,10 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
                 return b""
             if tag == planner.SYNC_HOOKS:
                 return run_create_hooks(spec, record, store)
+            # Only a config with linux.seccomp gets here: spare the
+            # others the import.
+            from pyrunc.seccomp import SYNC_NOTIFY
+
             if tag == SYNC_NOTIFY:
                 from pyrunc.seccomp.notify import forward
 
@@ -106,6 +110,9 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
                                oci_state(record, "creating"))
             raise PyruncError(f"unknown sync point {tag}")
 
+        # The CLI's helper (pyrunc.process.prewarm) is gone before the
+        # container's process exists.
+        prewarm.finish()
         try:
             pid = launch(plan, on_sync)
         except PyruncError as err:
@@ -168,14 +175,16 @@ def new_record(store, cid, bundle, spec, plan, manager):
 
 def run_create_hooks(spec, record, store):
     """prestart and createRuntime hooks, in the runtime's namespaces."""
-    from pyrunc.process.hooks import run_hooks
-
     # The runtime-tools suite and crun hand these hooks "created";
     # runc 1.1.5 says "creating". The spec's own example agrees with the
     # former, and no engine reads it.
     state = oci_state(record, "created")
-    run_hooks(spec.hooks.prestart, state, "prestart")
-    run_hooks(spec.hooks.create_runtime, state, "createRuntime")
+    if spec.hooks.prestart or spec.hooks.create_runtime:
+        # Most containers have none: spare them the import.
+        from pyrunc.process.hooks import run_hooks
+
+        run_hooks(spec.hooks.prestart, state, "prestart")
+        run_hooks(spec.hooks.create_runtime, state, "createRuntime")
     # The child hands this to its createContainer/startContainer hooks.
     return jsonfast.dumps(oci_state(record, "created"),
                           compact=True).encode()
@@ -206,15 +215,10 @@ def drop_partial(store, cid):
 
 
 def atomic_write(path, data, mode=0o600):
-    tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
-                 mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+    from pyrunc.state.store import write_atomic
+
+    # Rename without fsync, like state.json (see write_atomic).
+    write_atomic(path, data, mode)
 
 
 def write_pid_file(path, pid):
