@@ -129,7 +129,8 @@ class TestPods:
             "  out=$(echo ping | nc 127.0.0.1 8080) && break; sleep 0.2; "
             "done; echo got $out; hostname; sleep 1000"])
         log = cri.log_dir / "talk" / "client.log"
-        lines = read_log(log, want="got pong")
+        # hostname prints after "got pong": wait for the later line.
+        lines = read_log(log, want="talk-host")
         assert ("stdout", "talk-host") in lines
         res = cri.exec(server, "sh", "-c", "echo out; echo err >&2; exit 3")
         assert (res.exit_code, res.stdout, res.stderr) == (
