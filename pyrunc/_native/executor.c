@@ -890,10 +890,48 @@ static void op_write_proc(struct px_state *st, const struct px_step *s)
 	close(fd);
 }
 
+/*
+ * Does walking ".." up from the cwd meet the process's root? The walk
+ * stops at the root when the cwd is inside it; from outside it climbs to
+ * the top of the host's tree, whose ".." is itself, without meeting it.
+ */
+static int cwd_reaches_root(void)
+{
+	struct stat root, here, up;
+	int fd, parent, depth;
+
+	if (stat("/", &root) < 0)
+		return 0;
+	fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	for (depth = 0; depth < 4096; depth++) {
+		if (fstat(fd, &here) < 0)
+			break;
+		if (here.st_dev == root.st_dev && here.st_ino == root.st_ino) {
+			close(fd);
+			return 1;
+		}
+		parent = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (parent < 0 || fstat(parent, &up) < 0) {
+			if (parent >= 0)
+				close(parent);
+			break;
+		}
+		close(fd);
+		fd = parent;
+		if (up.st_dev == here.st_dev && up.st_ino == here.st_ino)
+			break;
+	}
+	close(fd);
+	return 0;
+}
+
 static void op_chdir(struct px_state *st, const struct px_step *s)
 {
 	const char *path = s->a[0].s;
 	char cwd[4096];
+	int inside;
 
 	if (s->a[1].i) {
 		if (mkdir_in_root(st, path, 0755) < 0)
@@ -905,9 +943,17 @@ static void op_chdir(struct px_state *st, const struct px_step *s)
 		     path);
 	/*
 	 * A cwd reached through a leaked fd would lie outside the root and
-	 * getcwd() says "(unreachable)" (CVE-2024-21626).
+	 * getcwd() says "(unreachable)" (CVE-2024-21626). A seccomp profile
+	 * may deny getcwd itself (the filter is loaded by now unless
+	 * noNewPrivileges is set): then walk up instead.
 	 */
-	if (!getcwd(cwd, sizeof(cwd)) || cwd[0] != '/') {
+	if (getcwd(cwd, sizeof(cwd)))
+		inside = cwd[0] == '/';
+	else if (errno == ENOENT)
+		inside = 0;
+	else
+		inside = cwd_reaches_root();
+	if (!inside) {
 		errno = EPERM;
 		fail(st, "getcwd", "cwd `%s` is outside the container", path);
 	}

@@ -262,6 +262,38 @@ class TestCwdOutside:
         line = st.error_line(proc)
         assert "outside the container" in line, line
 
+    def test_cwd_check_without_getcwd(self, rt, tmp_path, request):
+        # A profile that denies getcwd (runtime-tools' linux_seccomp
+        # does) must not switch the check off: the executor walks ".."
+        # up to the root instead. Without noNewPrivileges the filter is
+        # already loaded at the chdir.
+        bundle = st.new_bundle(tmp_path, "b", request)
+        bundle.config["process"]["noNewPrivileges"] = False
+        bundle.config["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}],
+        }
+        st.set_args(bundle, "sleep", "30")
+        st.start(rt, bundle, "nogetcwd")
+        host = st.host_marker_dir(tmp_path, "host-dir")
+        (host / "host-secret").write_text("host only\n")
+        dirfd = os.open(host, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            inside = rt("exec", "--cwd", "/tmp", "nogetcwd", "ls", "/",
+                        timeout=QUICK)
+            outside = rt("exec", "--preserve-fds", "1", "--cwd",
+                         "/proc/self/fd/3", "nogetcwd", "sh", "-c", "ls",
+                         pass_fds=(3,), timeout=QUICK,
+                         preexec_fn=lambda: os.dup2(dirfd, 3))
+        finally:
+            os.close(dirfd)
+            st.delete(rt, "nogetcwd")
+        assert inside.returncode == 0, inside.stderr
+        assert "host-secret" not in outside.stdout, outside.stdout
+        assert outside.returncode != 0, outside.stdout
+        line = st.error_line(outside)
+        assert "outside the container" in line, line
+
 
 def assert_refusals_name_cwd(refusals):
     """Each refusal names the cwd and a reason of CWD_REFUSALS."""
