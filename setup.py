@@ -13,7 +13,8 @@ NATIVE = "pyrunc/_native"
 extensions = [
     Extension(
         "pyrunc._native.launcher",
-        sources=[f"{NATIVE}/launcher.pyx", f"{NATIVE}/executor.c"],
+        sources=[f"{NATIVE}/launcher.pyx", f"{NATIVE}/executor.c",
+                 f"{NATIVE}/idmap.c"],
         include_dirs=[NATIVE],
         extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"],
     ),

@@ -64,6 +64,15 @@
 #ifndef SYS_open_tree
 #define SYS_open_tree 428
 #endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef MOVE_MOUNT_T_EMPTY_PATH
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47
 #define PR_CAP_AMBIENT_RAISE 2
@@ -473,6 +482,25 @@ static int sysfs_as_bind(struct px_state *st, const char *fstype, int host,
 	return 1;
 }
 
+/*
+ * An idmapped bind: the parent cloned the source with open_tree and set
+ * MOUNT_ATTR_IDMAP on the copy while it still had the host's privileges
+ * (the kernel wants CAP_SYS_ADMIN over the filesystem's user namespace,
+ * which the child in the container's lacks). Moving the detached tree
+ * only needs the rights over our own mount namespace. The target was
+ * resolved in the root like any bind's; the tree fd is closed once it
+ * is attached, so none reaches the container.
+ */
+static void attach_tree(struct px_state *st, int tree, int target_fd,
+			const char *src, const char *dst)
+{
+	if (syscall(SYS_move_mount, tree, "", target_fd, "",
+		    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		fail(st, "move_mount", "attach the idmapped mount of `%s` to "
+		     "`%s`", src, dst);
+	close(tree);
+}
+
 static void op_mount(struct px_state *st, const struct px_step *s)
 {
 	const char *src = s->a[0].s;
@@ -529,8 +557,11 @@ static void op_mount(struct px_state *st, const struct px_step *s)
 
 		if (!host)
 			check_not_in_proc(st, fd, dst);
-		if (mount(src, target, NULL, bind, NULL) < 0)
+		if (x & PX_MNT_TREE) {
+			attach_tree(st, (int)s->a[9].i, fd, src, dst);
+		} else if (mount(src, target, NULL, bind, NULL) < 0) {
 			fail(st, "mount", "bind mount `%s` to `%s`", src, dst);
+		}
 		/* The fd still names the covered directory: reopen. */
 		close(fd);
 		fd = open_target(st, dst, host);

@@ -64,6 +64,8 @@ enum px_op {
 #define PX_MNT_COPYUP    0x10  /* tmpcopyup: copy the old contents in */
 #define PX_MNT_ATTR_REC  0x20  /* mount_setattr with AT_RECURSIVE */
 #define PX_MNT_SRC_ROOT  0x40  /* source is a path inside the root */
+#define PX_MNT_TREE      0x80  /* argument 9 is a detached mount (open_tree)
+				  to move onto the target: an idmapped bind */
 
 /* Messages from the child to the parent. */
 enum px_msg_kind {

@@ -65,6 +65,7 @@ cdef extern from "executor.h":
         PX_MNT_COPYUP
         PX_MNT_ATTR_REC
         PX_MNT_SRC_ROOT
+        PX_MNT_TREE
         PX_MSG_SYNC
         PX_MSG_PID
         PX_MSG_READY
@@ -136,6 +137,7 @@ MNT_BIND = PX_MNT_BIND
 MNT_COPYUP = PX_MNT_COPYUP
 MNT_ATTR_REC = PX_MNT_ATTR_REC
 MNT_SRC_ROOT = PX_MNT_SRC_ROOT
+MNT_TREE = PX_MNT_TREE
 
 MSG_SYNC = PX_MSG_SYNC
 MSG_PID = PX_MSG_PID
@@ -271,3 +273,38 @@ def set_child_subreaper():
     process even when the launch forked it from an intermediate child."""
     if prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0:
         raise OSError(_errno(), os.strerror(_errno()))
+
+
+cdef extern from "idmap.h":
+    int px_userns_child() nogil
+    int px_idmapped_tree(const char *source, int userns_fd,
+                         int recursive_tree, int recursive_idmap,
+                         unsigned long propagation,
+                         const char **failed) nogil
+
+
+def userns_child():
+    """Fork a child in a new user namespace, waiting to be killed.
+
+    The caller writes its maps, opens its /proc/<pid>/ns/user, then
+    kills and reaps it (pyrunc.process.idmap).
+    """
+    cdef int pid = px_userns_child()
+    if pid < 0:
+        raise OSError(_errno(), f"clone: {os.strerror(_errno())}")
+    return pid
+
+
+def idmapped_tree(bytes source, int userns_fd, bint recursive_tree,
+                  bint recursive_idmap, unsigned long propagation):
+    """Return the fd of a detached, idmapped copy of the mount at source.
+
+    propagation is MS_SLAVE or MS_PRIVATE for the copy, or 0 to keep
+    the source's. Raises OSError(errno, syscall, source) on failure.
+    """
+    cdef const char *failed = NULL
+    cdef int fd = px_idmapped_tree(source, userns_fd, recursive_tree,
+                                   recursive_idmap, propagation, &failed)
+    if fd < 0:
+        raise OSError(_errno(), failed.decode(), os.fsdecode(source))
+    return fd

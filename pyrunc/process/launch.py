@@ -33,11 +33,20 @@ def launch(plan, on_sync):
     """
     from pyrunc._native import launcher as L
 
-    parent_fd, child_fd = L.socketpair()
+    tree_fds = open_trees(plan, L)
     try:
-        pid = L.spawn(plan.steps, plan.clone_flags, child_fd, parent_fd)
+        steps = plan.steps
+        if tree_fds:
+            steps = with_tree_fds(steps, tree_fds, L)
+        parent_fd, child_fd = L.socketpair()
+        try:
+            pid = L.spawn(steps, plan.clone_flags, child_fd, parent_fd)
+        finally:
+            os.close(child_fd)
     finally:
-        os.close(child_fd)
+        # The child has its copies; the runtime's hooks must not get them.
+        for fd in tree_fds:
+            os.close(fd)
     pids = [pid]
     try:
         pid = serve(L, parent_fd, pids, on_sync, passes_fds(plan, L))
@@ -48,6 +57,21 @@ def launch(plan, on_sync):
     finally:
         os.close(parent_fd)
     return pid
+
+
+def open_trees(plan, L):
+    """The fds of the plan's idmapped trees, which the child inherits."""
+    if not plan.trees:
+        return []
+    from pyrunc.process import idmap
+
+    return idmap.open_trees(plan, L)
+
+
+def with_tree_fds(steps, fds, L):
+    from pyrunc.process import idmap
+
+    return idmap.with_tree_fds(steps, fds, L)
 
 
 def passes_fds(plan, L):

@@ -93,19 +93,61 @@ class Options:
 
 
 class Plan:
-    """An ordered launch plan; see docs/design.md."""
+    """An ordered launch plan; see docs/design.md.
+
+    trees lists the IdmappedTree requests of the plan's idmapped mounts;
+    each such OP_MOUNT step holds its index until the parent swaps in
+    the fd of the detached tree (pyrunc.process.idmap).
+    """
 
     __slots__ = ("clone_flags", "steps", "rootfs", "new_namespaces",
-                 "uid_map", "gid_map")
+                 "uid_map", "gid_map", "trees")
 
     def __init__(self, clone_flags, steps, rootfs, new_namespaces=0,
-                 uid_map="", gid_map=""):
+                 uid_map="", gid_map="", trees=None):
         self.clone_flags = clone_flags
         self.steps = steps
         self.rootfs = rootfs
         self.new_namespaces = new_namespaces
         self.uid_map = uid_map
         self.gid_map = gid_map
+        self.trees = [] if trees is None else trees
+
+
+class IdmappedTree:
+    """A detached, idmapped copy of a bind mount's source to prepare.
+
+    The parent makes it before the clone: only the host's root may
+    idmap a mount of a host filesystem, and the child is in the
+    container's user namespace from its first instruction. uid_map and
+    gid_map are the texts of the user namespace's maps; userns_path
+    names a user namespace to use instead (a joined one). propagation
+    is the one a bind would get in the container's mount namespace
+    (tree_propagation). field is where the maps come from ("mounts[2]",
+    or "linux" for the container's), so that an error names them.
+    """
+
+    __slots__ = ("where", "source", "uid_map", "gid_map", "userns_path",
+                 "recursive_tree", "recursive_idmap", "field",
+                 "propagation")
+
+    def __init__(self, where, source, uid_map="", gid_map="",
+                 userns_path=None, recursive_tree=False,
+                 recursive_idmap=False, field=None,
+                 propagation=mo.MS_SLAVE):
+        self.where = where
+        self.source = source
+        self.uid_map = uid_map
+        self.gid_map = gid_map
+        self.userns_path = userns_path
+        self.recursive_tree = recursive_tree
+        self.recursive_idmap = recursive_idmap
+        self.field = field or where
+        self.propagation = propagation
+
+    def __repr__(self):
+        parts = [f"{name}={getattr(self, name)!r}" for name in self.__slots__]
+        return f"IdmappedTree({', '.join(parts)})"
 
 
 def b(text):
@@ -175,8 +217,10 @@ def build(spec, opts):
     has_mntns = bool(new_flags & CLONE_NEWNS) or any(
         t == "mount" for t, _ in joins)
     userns = bool(new_flags & CLONE_NEWUSER) or joins_user
+    trees = []
     if has_mntns:
-        steps.extend(rootfs_steps(spec, opts, rootfs, L, userns))
+        idmaps = IdmapContext(linux, joins, trees)
+        steps.extend(rootfs_steps(spec, opts, rootfs, L, userns, idmaps))
     else:
         log.warning("no mount namespace: the rootfs is used as it is")
         steps.append((L.OP_SET_ROOT, b(rootfs)))
@@ -215,7 +259,8 @@ def build(spec, opts):
     return Plan(clone_flags=clone_flags, steps=steps, rootfs=rootfs,
                 new_namespaces=new_flags,
                 uid_map=id_map(linux.uid_mappings) if maps else "",
-                gid_map=id_map(linux.gid_mappings) if maps else "")
+                gid_map=id_map(linux.gid_mappings) if maps else "",
+                trees=trees)
 
 
 def chroot_after_fifo(steps, L):
@@ -332,8 +377,11 @@ def hook_step(hook, phase, L):
             b(phase))
 
 
-def rootfs_steps(spec, opts, rootfs, L, userns=False):
-    """Propagation, the rootfs bind, config mounts, devices."""
+def rootfs_steps(spec, opts, rootfs, L, userns, idmaps):
+    """Propagation, the rootfs bind, config mounts, devices.
+
+    idmaps (an IdmapContext) collects the idmapped mounts' requests.
+    """
     steps = []
     linux = spec.linux
     prop = (linux.rootfs_propagation if linux else None) or "rslave"
@@ -369,14 +417,15 @@ def rootfs_steps(spec, opts, rootfs, L, userns=False):
         if linux is not None and linux.mount_label and not is_bind and \
                 mount.type not in UNLABELLED_MOUNTS:
             flags.data = mount_label_data(flags.data, linux.mount_label)
-        steps.extend(mount_steps(mount, flags, is_bind, where, opts, L))
+        steps.extend(mount_steps(mount, flags, is_bind, where, opts, L,
+                                 idmaps))
 
     if not dev_is_bind:
         steps.extend(device_steps(linux, L, userns))
     return steps
 
 
-def mount_steps(mount, flags, is_bind, where, opts, L):
+def mount_steps(mount, flags, is_bind, where, opts, L, idmaps):
     dst = b(mount.destination)
     props = None
     if flags.propagation:
@@ -402,9 +451,12 @@ def mount_steps(mount, flags, is_bind, where, opts, L):
         bind_flags = flags.flags | mo.MS_BIND
         if flags.recursive_bind:
             bind_flags |= mo.MS_REC
-        return [(L.OP_MOUNT, b(source), dst, None, bind_flags,
-                 b(flags.data) if flags.data else None,
-                 target_kind | L.MNT_BIND | rec, props, *attrs)]
+        step = (L.OP_MOUNT, b(source), dst, None, bind_flags,
+                b(flags.data) if flags.data else None,
+                target_kind | L.MNT_BIND | rec, props, *attrs)
+        if flags.idmap or mount.uid_mappings or mount.gid_mappings:
+            step = idmaps.add(step, mount, flags, source, where, L)
+        return [step]
     if mount.type not in ("proc", "sysfs", "mqueue", "tmpfs"):
         check_proc_mount(mount.destination, None, where)
     x = L.MNT_MKDIR | rec
@@ -414,6 +466,67 @@ def mount_steps(mount, flags, is_bind, where, opts, L):
     fstype = b(mount.type) if mount.type else None
     return [(L.OP_MOUNT, source, dst, fstype, flags.flags,
              b(flags.data) if flags.data else None, x, props, *attrs)]
+
+
+class IdmapContext:
+    """Collects the IdmappedTree requests of one plan's mounts."""
+
+    __slots__ = ("linux", "userns_path", "trees")
+
+    def __init__(self, linux, joins, trees):
+        self.linux = linux
+        self.userns_path = next((p for t, p in joins if t == "user"), None)
+        self.trees = trees
+
+    def add(self, step, mount, flags, source, where, L):
+        """Return step turned into the move of an idmapped tree.
+
+        The mount's own maps win; without them (`idmap` alone) it takes
+        the container's user namespace: the one it joins, else its maps.
+        Mappings are only honoured on bind mounts (the loader refuses
+        them elsewhere): open_tree clones an existing mount.
+        """
+        tree = IdmappedTree(
+            where, source, recursive_tree=flags.recursive_bind,
+            recursive_idmap=flags.recursive_idmap,
+            propagation=tree_propagation(self.linux))
+        if mount.uid_mappings or mount.gid_mappings:
+            tree.uid_map = id_map(mount.uid_mappings)
+            tree.gid_map = id_map(mount.gid_mappings)
+            tree.field = where
+        elif self.userns_path:
+            tree.userns_path = self.userns_path
+            tree.field = "linux"
+        elif self.linux is not None and self.linux.uid_mappings:
+            tree.uid_map = id_map(self.linux.uid_mappings)
+            tree.gid_map = id_map(self.linux.gid_mappings)
+            tree.field = "linux"
+        else:
+            raise SpecError(f"{where}.options", "idmap without uidMappings "
+                            "and gidMappings needs the container's user "
+                            "namespace, and there is none")
+        index = len(self.trees)
+        self.trees.append(tree)
+        # Argument 9 holds the request's index until the parent opens
+        # the tree and swaps in its fd.
+        return step[:6] + (step[6] | L.MNT_TREE,) + step[7:] + (index,)
+
+
+def tree_propagation(linux):
+    """The propagation of a bind made in the container's mount namespace.
+
+    rootfs_steps gives "/" linux.rootfsPropagation (rslave by default)
+    first: a bind then copies it. A detached tree is cloned in the
+    host's namespace instead, so it is given the same by hand; shared
+    keeps the source's peer group (a bidirectional volume). The
+    unbindable kinds refuse a bind: the tree is made private.
+    """
+    prop = (linux.rootfs_propagation if linux else None) or "rslave"
+    if prop in ("shared", "rshared"):
+        return 0
+    if prop in ("slave", "rslave"):
+        return mo.MS_SLAVE
+    return mo.MS_PRIVATE
 
 
 # The only files below /proc a config may mount over, as in runc: those

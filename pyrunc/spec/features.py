@@ -96,6 +96,8 @@ def features():
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
+            # uidMappings/gidMappings of bind mounts, and idmap/ridmap.
+            "mountExtensions": {"idmap": {"enabled": True}},
         },
         "annotations": {ANNOTATION_VERSION: pyrunc.__version__},
     }

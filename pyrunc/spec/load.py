@@ -984,24 +984,56 @@ def _check_host_net_sysctls(linux):
 
 
 def check_idmapped_mounts(spec):
-    """Refuse idmapped mounts by name: pyrunc cannot make them yet.
+    """Check each mount's idmapping, as runc 1.2 and the spec's rules do.
 
-    TODO: idmapped mounts (open_tree, then mount_setattr with
-    MOUNT_ATTR_IDMAP and a user namespace holding the mount's mappings).
-    Until then a mount silently left with the host's ids would show the
-    container files with ids it must not see, so the config is refused.
+    An idmapped mount (`uidMappings` and `gidMappings`, or the `idmap` /
+    `ridmap` options) must be a bind mount and name both maps. Without
+    maps of its own it takes the container's user namespace, so the
+    container must have one. runc 1.2 needs no user namespace for a mount
+    with maps, and neither do we. Like runc, a runtime without root is
+    refused: only the host's root may idmap a mount of a host filesystem.
     """
+    linux = spec.linux
+    userns = None
+    if linux is not None:
+        userns = _find_namespace(linux, "user")[1]
     for index, mount in enumerate(spec.mounts):
-        path = f"mounts[{index}]"
-        for key, value in (("uidMappings", mount.uid_mappings),
-                           ("gidMappings", mount.gid_mappings)):
-            if value:
-                raise NotSupported(f"{path}.{key}: idmapped mounts are "
-                                   "not supported yet")
-        for option in mount.options or ():
-            if option in ("idmap", "ridmap"):
-                raise NotSupported(f"{path}.options: idmapped mounts are "
-                                   "not supported yet")
+        _check_idmapped_mount(mount, f"mounts[{index}]", userns)
+
+
+def _check_idmapped_mount(mount, path, userns):
+    options = mount.options or ()
+    has_option = "idmap" in options or "ridmap" in options
+    if mount.uid_mappings:
+        field = f"{path}.uidMappings"
+    elif mount.gid_mappings:
+        field = f"{path}.gidMappings"
+    elif has_option:
+        field = f"{path}.options"
+    else:
+        return
+    if mount.type != "bind" and "bind" not in options and \
+            "rbind" not in options:
+        raise SpecError(field, "idmapped mounts are only supported for "
+                        "bind mounts")
+    if os.geteuid() != 0:
+        raise NotSupported(f"{field}: idmapped mounts are not supported "
+                           "for rootless containers")
+    if mount.uid_mappings and not mount.gid_mappings:
+        raise SpecError(f"{path}.gidMappings", "must be given along with "
+                        "uidMappings for an idmapped mount")
+    if mount.gid_mappings and not mount.uid_mappings:
+        raise SpecError(f"{path}.uidMappings", "must be given along with "
+                        "gidMappings for an idmapped mount")
+    if not mount.uid_mappings and userns is None:
+        raise SpecError(field, "idmap without uidMappings and gidMappings "
+                        "needs the container's user namespace, and there "
+                        "is none")
+    for key, maps in (("uidMappings", mount.uid_mappings),
+                      ("gidMappings", mount.gid_mappings)):
+        for i, m in enumerate(maps):
+            if m.size == 0:
+                raise SpecError(f"{path}.{key}[{i}].size", "must not be 0")
 
 
 def _check_joined_userns(linux):

@@ -116,7 +116,10 @@ _RECURSIVE = {
     "rsymfollow": (True, MOUNT_ATTR_NOSYMFOLLOW),
 }
 
-_EXTENSIONS = ("tmpcopyup",)
+# Runtime extensions, never passed to mount(2). idmap and ridmap ask for
+# an idmapped mount (runtime-spec 1.2): ridmap maps every mount of an
+# rbind, idmap only its top one, as runc does.
+_EXTENSIONS = ("tmpcopyup", "idmap", "ridmap")
 
 # Every option the parser turns into something other than data; the
 # features document lists these.
@@ -133,7 +136,8 @@ class MountFlags:
     mount must not copy from the source. propagation lists the MS_*
     values for separate mount(2) calls, in order. recursive_set and
     recursive_clear are the attr_set and attr_clr of mount_setattr(2)
-    with AT_RECURSIVE.
+    with AT_RECURSIVE. idmap is set by `idmap` or `ridmap`, and
+    recursive_idmap by the latter.
     """
 
     __slots__ = (
@@ -146,6 +150,8 @@ class MountFlags:
         "tmpcopyup",
         "bind",
         "recursive_bind",
+        "idmap",
+        "recursive_idmap",
     )
 
     def __init__(
@@ -159,6 +165,8 @@ class MountFlags:
         tmpcopyup=False,
         bind=False,
         recursive_bind=False,
+        idmap=False,
+        recursive_idmap=False,
     ):
         self.flags = flags
         self.clear = clear
@@ -169,6 +177,8 @@ class MountFlags:
         self.tmpcopyup = tmpcopyup
         self.bind = bind
         self.recursive_bind = recursive_bind
+        self.idmap = idmap
+        self.recursive_idmap = recursive_idmap
 
     def __repr__(self):
         parts = [f"{name}={getattr(self, name)!r}" for name in self.__slots__]
@@ -201,6 +211,7 @@ def parse_mount_options(options, path="mounts[].options"):
     rec_set = 0
     rec_clear = 0
     tmpcopyup = False
+    idmap = recursive_idmap = False
     for i, opt in enumerate(options or ()):
         if type(opt) is not str:
             raise SpecError(f"{path}[{i}]", "expected a string")
@@ -246,6 +257,12 @@ def parse_mount_options(options, path="mounts[].options"):
             tmpcopyup = True
             continue
 
+        if opt in ("idmap", "ridmap"):
+            # The last one given wins, as with runc.
+            idmap = True
+            recursive_idmap = opt == "ridmap"
+            continue
+
         data.append(opt)
 
     bind = bool(flags & MS_BIND)
@@ -259,4 +276,6 @@ def parse_mount_options(options, path="mounts[].options"):
         tmpcopyup=tmpcopyup,
         bind=bind,
         recursive_bind=bind and bool(flags & MS_REC),
+        idmap=idmap,
+        recursive_idmap=recursive_idmap,
     )

@@ -44,7 +44,8 @@ def test_mount_options_from_design():
         "strictatime nostrictatime bind rbind private rprivate shared "
         "rshared slave rslave unbindable runbindable tmpcopyup rro rrw "
         "rnosuid rsuid rnodev rdev rnoexec rexec rnoatime ratime rrelatime "
-        "rnorelatime rstrictatime rnostrictatime rnodiratime rdiratime"
+        "rnorelatime rstrictatime rnostrictatime rnodiratime rdiratime "
+        "idmap ridmap"
     ).split()
     assert set(design) <= set(options)
     assert options == sorted(options)
@@ -70,6 +71,7 @@ def test_linux_flags():
     assert linux["apparmor"]["enabled"] is False
     assert linux["selinux"]["enabled"] is False
     assert linux["intelRdt"]["enabled"] is False
+    assert linux["mountExtensions"] == {"idmap": {"enabled": True}}
     caps = linux["capabilities"]
     assert caps[0] == "CAP_CHOWN"
     assert caps[-1] == "CAP_CHECKPOINT_RESTORE"

@@ -213,8 +213,19 @@ class TestData:
         assert parse_mount_options(["", "ro"]).data == ""
         assert parse_mount_options(["a", "", "b"]).data == "a,,b"
 
-    def test_idmap_not_supported_goes_to_data(self):
-        assert parse_mount_options(["idmap"]).data == "idmap"
+    def test_idmap_is_an_extension_not_data(self):
+        m = parse_mount_options(["bind", "idmap"])
+        assert m.data == ""
+        assert m.idmap and not m.recursive_idmap
+
+    def test_ridmap_is_recursive(self):
+        m = parse_mount_options(["rbind", "ridmap"])
+        assert m.data == ""
+        assert m.idmap and m.recursive_idmap
+
+    def test_last_idmap_option_wins(self):
+        assert not parse_mount_options(["ridmap", "idmap"]).recursive_idmap
+        assert parse_mount_options(["idmap", "ridmap"]).recursive_idmap
 
     def test_tmpcopyup(self):
         m = parse_mount_options(["tmpcopyup", "mode=755"])
