@@ -21,4 +21,8 @@ Modules:
   records    JSON records on disk, written atomically
   stats      cgroup statistics of a process
   events     the container event stream
+  streaming  the HTTP server behind Exec, Attach and PortForward URLs
+  spdy       SPDY/3.1 framing and the server side of a connection
+  session    exec and attach sessions over SPDY streams
+  portforward  port forwarding into a pod's network namespace
 """

@@ -185,7 +185,7 @@ class Containers:
         pid = runtime.create(
             cid, bundle, cdir, rec["log_path"], self.reg.exit_dir,
             self.reg.socket_dir, name=rec["name"], stdin=config.stdin,
-            tty=config.tty)
+            tty=config.tty, stdin_once=config.stdin_once)
         rec["pid"] = pid
         rec["pid_start"] = records.pid_start(pid)
         self.reg.save_container(rec)

@@ -73,7 +73,7 @@ class Runtime:
     # --- create through conmon
 
     def create(self, cid, bundle, workdir, log_path, exit_dir, socket_dir,
-               name="", stdin=False, tty=False):
+               name="", stdin=False, tty=False, stdin_once=False):
         """Create the container under a new conmon; return its pid.
 
         workdir receives conmon's pid file, the container's pid file and
@@ -93,7 +93,11 @@ class Runtime:
         for arg in self._global_args():
             argv += ["--runtime-arg", arg]
         if stdin:
-            argv += ["--stdin", "--leave-stdin-open"]
+            argv.append("--stdin")
+            # Without it, conmon closes the container's stdin when the
+            # first attached client ends its input (StdinOnce).
+            if not stdin_once:
+                argv.append("--leave-stdin-open")
         if tty:
             argv.append("--terminal")
         rfd, wfd = os.pipe2(os.O_CLOEXEC)

@@ -66,7 +66,7 @@ class Server:
 
     def __init__(self, cfg):
         from pyrunc.cri import (containers, events, images, monitor,
-                                network, pods, pull, registry)
+                                network, pods, pull, registry, streaming)
 
         self.cfg = cfg
         self.registry = registry.Registry(cfg.state_root)
@@ -82,6 +82,8 @@ class Server:
             cfg, self.registry, self.runtimes, self.images, self.pods,
             self.events)
         self.pods.containers = self.containers
+        self.streaming = streaming.StreamServer(cfg, self.containers,
+                                                self.pods)
         self.grpc = None
         self._stopped = threading.Event()
 
@@ -99,12 +101,14 @@ class Server:
         self.pods.recover()
         self.containers.recover()
         self.containers.start_watcher()
+        self.streaming.start()
         pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.cfg.workers, thread_name_prefix="cri")
         self.grpc = grpc.server(pool)
         pb_grpc.add_RuntimeServiceServicer_to_server(
             service.RuntimeService(self.cfg, self.pods, self.containers,
-                                   self.cni, self.events), self.grpc)
+                                   self.cni, self.events, self.streaming),
+            self.grpc)
         pb_grpc.add_ImageServiceServicer_to_server(
             service.ImageService(self.images, self.puller), self.grpc)
         path = self.cfg.listen
@@ -122,6 +126,7 @@ class Server:
         self.containers.stop_watcher()
         if self.grpc is not None:
             self.grpc.stop(grace).wait()
+        self.streaming.stop()
         self._stopped.set()
 
     def wait(self):

@@ -65,8 +65,9 @@ def _short(request):
 class RuntimeService(pb_grpc.RuntimeServiceServicer):
     """The CRI RuntimeService over Pods and Containers."""
 
-    def __init__(self, cfg, pods, containers, cni, events):
+    def __init__(self, cfg, pods, containers, cni, events, streaming=None):
         self.cfg = cfg
+        self.streaming = streaming
         self.pods = pods
         self.containers = containers
         self.cni = cni
@@ -218,15 +219,21 @@ class RuntimeService(pb_grpc.RuntimeServiceServicer):
 
     @_handler
     def Exec(self, request, context):
-        raise Unimplemented("streaming exec is not supported yet")
+        return pb.ExecResponse(url=self._streaming().exec_url(request))
 
     @_handler
     def Attach(self, request, context):
-        raise Unimplemented("attach is not supported yet")
+        return pb.AttachResponse(url=self._streaming().attach_url(request))
 
     @_handler
     def PortForward(self, request, context):
-        raise Unimplemented("port-forward is not supported yet")
+        return pb.PortForwardResponse(
+            url=self._streaming().port_forward_url(request))
+
+    def _streaming(self):
+        if self.streaming is None:
+            raise Unimplemented("the streaming server is not running")
+        return self.streaming
 
     @_handler
     def CheckpointContainer(self, request, context):
