@@ -126,6 +126,13 @@ class Manager:
         """
         raise NotImplementedError
 
+    def oom_kills(self):
+        """How many tasks the kernel has OOM-killed in the cgroup so far.
+
+        None without a memory cgroup or a kernel that counts them.
+        """
+        raise NotImplementedError
+
     def oom_watcher(self):
         """Return a watcher of OOM kills, or None without a memory cgroup.
 

@@ -17,6 +17,25 @@ from pyrunc.errors import CgroupError
 log = _log.get_logger(__name__)
 
 
+def kill_count(path, name):
+    """The oom_kill counter of memory cgroup path, or None.
+
+    name is memory.oom_control (v1, kernels since 4.13) or memory.events
+    (v2); both hold a line "oom_kill N". None when the file or the line
+    is missing (the cgroup is gone, or the kernel is older).
+    """
+    try:
+        with open(os.path.join(path, name), "rb") as f:
+            text = f.read()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(b" ")
+        if key == b"oom_kill" and value.strip().isdigit():
+            return int(value)
+    return None
+
+
 class V1OomWatcher:
     """eventfd signalled by the v1 memory controller on OOM."""
 

@@ -232,6 +232,14 @@ class V1Manager(base.Manager):
 
         return stats.v1_stats(self._paths)
 
+    def oom_kills(self):
+        path = self._paths.get("memory")
+        if path is None:
+            return None
+        from pyrunc.cgroups import oom
+
+        return oom.kill_count(path, "memory.oom_control")
+
     def oom_watcher(self):
         """Return an OomWatcher on the memory cgroup (None without)."""
         path = self._paths.get("memory")

@@ -381,6 +381,11 @@ class V2Manager(base.Manager):
 
         return stats.v2_stats(self._path)
 
+    def oom_kills(self):
+        from pyrunc.cgroups import oom
+
+        return oom.kill_count(self._path, "memory.events")
+
     def oom_watcher(self):
         """Return an OomWatcher on memory.events (None without it)."""
         if not os.path.exists(os.path.join(self._path, "memory.events")):

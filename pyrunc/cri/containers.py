@@ -103,12 +103,38 @@ class Containers:
         pid = records.read_text(path)
         return bool(pid) and records.pid_alive(int(pid))
 
+    def _oom_killed(self, rec):
+        """Whether the kernel OOM-killed a task of the container.
+
+        Read from the memory cgroup, which stays until the runtime
+        deletes the container; only pyrunc's state says where it is.
+        """
+        from pyrunc.cgroups import manager_from_dict
+        from pyrunc.errors import PyruncError
+        from pyrunc.state.store import Store
+
+        runtime = self.runtimes.get(rec.get("handler"))
+        if runtime is None:
+            return False
+        try:
+            record = Store(runtime.root).load(rec["id"])
+            if not record.cgroup:
+                return False
+            kills = manager_from_dict(record.cgroup).oom_kills()
+        except (PyruncError, OSError):
+            return False
+        return bool(kills)
+
     def _record_exit(self, rec, code, message=""):
+        oom = code != 0 and not rec.get("finished_at") and \
+            self._oom_killed(rec)
         with self.reg.lock:
             if rec["id"] in self._starting:
                 return False
             if rec.get("finished_at"):
                 return True
+            if oom:
+                rec["oom"] = True
             try:
                 mtime = os.stat(self.reg.exit_file(rec["id"])).st_mtime_ns
             except FileNotFoundError:

@@ -360,6 +360,16 @@ class TestContainers:
             container_id=polite, timeout=10))
         assert cri.status(polite).exit_code == 0
 
+    def test_oom_killed_reason(self, cri):
+        # tail buffers a line of /dev/zero that never ends.
+        cfg = cri.pod_config("oom")
+        sid = cri.run_pod(cfg)
+        cid = cri.create(sid, cfg, "hog", ["tail", "/dev/zero"],
+                         linux__resources=pb.LinuxContainerResources(
+                             memory_limit_in_bytes=16 << 20))
+        status = cri.wait_state(cid, pb.CONTAINER_EXITED, timeout=30)
+        assert (status.exit_code, status.reason) == (137, "OOMKilled")
+
     def test_exec_sync_timeout(self, cri):
         cfg = cri.pod_config("slow")
         sid = cri.run_pod(cfg)
