@@ -4,7 +4,7 @@
 #   make bench  set up the machine, run the benchmarks
 
 PYTHON := .venv/bin/python
-PYTEST_ARGS ?= -q
+PYTEST_ARGS ?= -q -rs
 
 .PHONY: all setup bundle demo test bench clean
 

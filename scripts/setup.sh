@@ -39,6 +39,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 export PIP_NO_INPUT=1
 
 say() { echo "setup: $*"; }
+
+# pip, quietly. Some machines' pip configuration names package indexes
+# on local paths that do not exist; pip warns about each of them on
+# every call, which would bury setup's own messages.
+pip_quiet() {
+    "$PY" -m pip "$@" 2> >(grep -v 'is neither a file nor a directory' >&2)
+}
 die() { echo "setup: error: $*" >&2; exit 1; }
 
 is_installed() {
@@ -118,10 +125,10 @@ install_project() {
     # fetch setuptools and Cython again on every install.
     if ! "$PY" -c 'import setuptools, wheel, Cython' 2>/dev/null; then
         say "installing build requirements"
-        "$PY" -m pip install -q 'setuptools>=61' wheel 'cython>=3.0'
+        pip_quiet install -q 'setuptools>=61' wheel 'cython>=3.0'
     fi
     say "pip install -e '.[test]' (builds the compiled core)"
-    (cd "$REPO" && "$PY" -m pip install -q --no-build-isolation -e '.[test]')
+    (cd "$REPO" && pip_quiet install -q --no-build-isolation -e '.[test]')
     "$PY" -c 'import pyrunc._native.launcher' \
         || die "the compiled core does not import"
     echo "$want" >"$stamp"
