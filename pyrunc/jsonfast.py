@@ -52,7 +52,9 @@ def loads(text, strict_numbers=False):
             return value
     except ImportError:
         pass
-    except (ValueError, StopIteration, RecursionError):
+    except (ValueError, StopIteration, RecursionError, SystemError):
+        # SystemError: the C scanner fails that way on some malformed
+        # input (an unquoted key); json itself then says what is wrong.
         pass
     finally:
         context.memo.clear()

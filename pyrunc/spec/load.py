@@ -716,6 +716,23 @@ def _check_mount(mount, path):
             mount.destination,
         )
         mount.destination = "/" + mount.destination
+    # Clean the path lexically, as runc does: ".." never climbs above
+    # the rootfs, whatever the executor's resolution does with it.
+    mount.destination = _clean_path(mount.destination)
+
+
+def _clean_path(path):
+    """Go's filepath.Clean of an absolute path: no ".", "..", "//"."""
+    parts = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    return "/" + "/".join(parts)
 
 
 _HOOK_POINTS = (

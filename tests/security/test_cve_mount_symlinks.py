@@ -134,3 +134,18 @@ class TestRacedSymlink:
         assert os.listdir(report) == [], "a mount landed on the host path"
         # The race was on: some rounds saw the symlink, some the dir.
         assert len(outcomes) == self.ROUNDS
+
+
+def test_dotdot_destination_stays_inside(rt, tmp_path, request):
+    # "/../../tmp/x" is "/tmp/x" of the container, as runc cleans it; it
+    # once made the host's /tmp/x before failing.
+    name = f"pyrunc-dotdot-{os.getpid()}"
+    bundle = st.new_bundle(tmp_path, "b", request)
+    st.mount(bundle, f"/../../../../tmp/{name}", "tmpfs", "tmpfs")
+    st.set_args(bundle, "sh", "-c", f"grep -c /tmp/{name} "
+                "/proc/self/mountinfo")
+    bundle.save()
+    proc = rt("run", "--bundle", bundle, "dotdot")
+    assert not os.path.exists(f"/tmp/{name}")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "1"

@@ -266,3 +266,10 @@ class TestDumps:
 
         with pytest.raises(TypeError):
             dumps({"a": object()})
+
+
+def test_loads_unquoted_key_is_a_value_error():
+    from pyrunc.jsonfast import loads
+
+    with pytest.raises(ValueError):
+        loads("{ not json")
