@@ -118,12 +118,20 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
         except PyruncError as err:
             raise PyruncError(
                 f"unable to start container process: {err}") from err
+        if pid_file:
+            try:
+                write_pid_file(pid_file, pid)
+            except OSError as err:
+                # The container's process exists: it goes with the rest.
+                from pyrunc.process.launch import kill_and_reap
+
+                kill_and_reap(pid)
+                raise PyruncError(f"write pid file {pid_file}: "
+                                  f"{err.strerror.lower()}") from None
         record.pid = pid
         record.pid_start = start_time(pid)
         store.save(record)
         drop_partial(store, cid)
-        if pid_file:
-            write_pid_file(pid_file, pid)
         return record
     except BaseException:
         manager_cleanup(manager)
