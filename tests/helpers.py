@@ -618,3 +618,17 @@ def _rmdir_cgroup(path):
         except OSError:
             time.sleep(0.02)
     log.warning("cannot remove cgroup %s", path)
+
+
+def read_all(fd):
+    """Read fd (a pty master, a pipe) to its end."""
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:  # EIO once the slave side is closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)

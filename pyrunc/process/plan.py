@@ -329,7 +329,10 @@ def become_ns_root(linux, L):
 
 
 def rootfs_path(spec, bundle):
-    """The absolute, symlink-free rootfs path (root.path is bundle-relative)."""
+    """The absolute, symlink-free rootfs path.
+
+    root.path may be relative to the bundle.
+    """
     if spec.root is None or not spec.root.path:
         raise SpecError("root.path", "must be set")
     path = spec.root.path

@@ -351,7 +351,7 @@ class TestTerminal:
             assert "fds" in box, (proc, box)
             [master] = box["fds"]
             try:
-                output = read_all(master)
+                output = helpers.read_all(master)
             finally:
                 os.close(master)
             status = reap(int(pid_file.read_text()), kill=False)
@@ -460,15 +460,3 @@ def receive_pty(server, box):
         _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
         box["fds"] = fds
 
-
-def read_all(fd):
-    chunks = []
-    while True:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:  # EIO once the slave side is closed
-            break
-        if not data:
-            break
-        chunks.append(data)
-    return b"".join(chunks)

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from helpers import unique_id
+from helpers import read_all, unique_id
 
 pytestmark = pytest.mark.root
 
@@ -19,18 +19,6 @@ def receive_pty(server, box):
         box["name"] = msg
         box["fds"] = fds
 
-
-def read_all(fd):
-    chunks = []
-    while True:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:  # EIO once the slave side is closed
-            break
-        if not data:
-            break
-        chunks.append(data)
-    return b"".join(chunks)
 
 
 class TestConsoleSocket:
