@@ -14,7 +14,9 @@ from libc.string cimport memset
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 import os
-import struct
+# _struct, the builtin behind struct: importing struct scans the
+# standard library's directory, which the hot path otherwise never reads.
+from _struct import calcsize
 
 cdef extern from "executor.h":
     enum:
@@ -146,7 +148,7 @@ MSG_ERROR = PX_MSG_ERROR
 
 # struct px_msg: kind, arg, err, step, op[32], text[480].
 MSG_FORMAT = "=iiii32s480s"
-MSG_SIZE = struct.calcsize(MSG_FORMAT)
+MSG_SIZE = calcsize(MSG_FORMAT)
 
 
 cdef char **make_vector(list keep, object items) except? NULL:

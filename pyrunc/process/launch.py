@@ -11,7 +11,8 @@ import os
 # _signal, not signal: the latter wraps its constants in an enum, and
 # importing enum costs the hot path about 3 ms.
 import _signal as signal
-import struct
+# The builtin behind struct (see pyrunc/_native/launcher.pyx).
+from _struct import unpack
 
 from pyrunc.errors import ChildError, PyruncError
 
@@ -88,7 +89,7 @@ def serve(L, fd, pids, on_sync, with_fds=False):
         data, fds = read_msg(fd, with_fds)
         if not data:
             raise child_gone(pids[-1])
-        kind, arg, err, step, op, text = struct.unpack(L.MSG_FORMAT, data)
+        kind, arg, err, step, op, text = unpack(L.MSG_FORMAT, data)
         if kind == L.MSG_SYNC:
             log.debug("child at sync point %d", arg)
             try:

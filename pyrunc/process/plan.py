@@ -10,7 +10,8 @@ without root; the compiled executor only carries it out.
 from pyrunc import log as _log
 import os
 import stat
-import struct
+# The builtin behind struct (see pyrunc/_native/launcher.pyx).
+from _struct import pack
 
 from pyrunc.errors import ConfigError, SpecError
 from pyrunc.process import caps
@@ -432,8 +433,7 @@ def mount_steps(mount, flags, is_bind, where, opts, L, idmaps):
     dst = b(mount.destination)
     props = None
     if flags.propagation:
-        props = struct.pack(f"={len(flags.propagation)}Q",
-                            *flags.propagation)
+        props = pack(f"={len(flags.propagation)}Q", *flags.propagation)
     rec = L.MNT_ATTR_REC if (flags.recursive_set or
                              flags.recursive_clear) else 0
     attrs = (flags.recursive_set, flags.recursive_clear)
@@ -861,8 +861,7 @@ def process_steps(process, opts, L, rootfs, exec_mode=False, hooks=(),
         bounding = caps.to_mask(capset.bounding,
                                 "process.capabilities.bounding", last)
         steps.append((L.OP_CAPS_BOUNDING, bounding, last))
-    gids = struct.pack(f"={len(user.additional_gids)}I",
-                       *user.additional_gids)
+    gids = pack(f"={len(user.additional_gids)}I", *user.additional_gids)
     # A rootless runtime denied setgroups(2) in the user namespace (see
     # create.write_id_maps): runc then leaves the groups alone.
     set_groups = 0 if os.geteuid() != 0 else 1

@@ -10,6 +10,10 @@ runc cannot tell the two apart. Defaults that runc applies later
 knows the camelCase names.
 """
 
+# The annotations document the fields; postponed, they stay strings and
+# cost nothing when the CLI imports this module.
+from __future__ import annotations
+
 
 class _Model:
     """Shared behaviour of the model classes: repr, equality, replace.
