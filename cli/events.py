@@ -5,6 +5,7 @@ the container's stats; with --stats, the stats once. Lines are flushed
 one by one, since a container manager reads them as they come.
 """
 
+import gc
 import os
 
 from pyrunc.cli.output import write_out
@@ -14,6 +15,9 @@ def run(g, container_id, interval=5.0, stats=False):
     """Stream the events until the container stops (or once, --stats)."""
     from pyrunc.container.events import events
 
+    # The launcher turns the cyclic collector off for the milliseconds a
+    # command lives; this one may stream for days.
+    gc.enable()
     try:
         events(g.store(), container_id, stats=stats, interval=interval,
                write=write_line)
