@@ -10,9 +10,7 @@ from pyrunc import log as _log
 import os
 import time
 
-from pyrunc.cgroups import base, fsutil, v1res
-from pyrunc.cgroups import resources as res
-from pyrunc.cgroups.devices import Emulator
+from pyrunc.cgroups import base, fsutil
 from pyrunc.cgroups.detect import HYBRID, UNIFIED, V1
 from pyrunc.errors import CgroupError
 
@@ -75,6 +73,11 @@ class V1Manager(base.Manager):
         the spec redefines, by path; skip_devices leaves the devices
         cgroup as it is (what `update` does).
         """
+        # Imported here: delete, kill and state never set limits, and
+        # these three modules are a third of a `delete`'s imports.
+        from pyrunc.cgroups import resources as res
+        from pyrunc.cgroups import v1res
+
         lim = res.limits(
             resources,
             v1=True,
@@ -101,6 +104,8 @@ class V1Manager(base.Manager):
         return path
 
     def _set_cpuset(self, lim):
+        from pyrunc.cgroups import resources as res
+
         if lim.cpuset_cpus:
             path = self._dir("cpuset", res.F_CPU_CPUS)
             fsutil.set_value(
@@ -113,6 +118,9 @@ class V1Manager(base.Manager):
             )
 
     def _set_devices(self, lim):
+        from pyrunc.cgroups import resources as res
+        from pyrunc.cgroups.devices import Emulator
+
         path = self._dir("devices", res.F_DEVICES)
         current = _devices_state(path)
         target = Emulator.from_rules(lim.devices)
@@ -280,6 +288,8 @@ def _cpuset_copy(current, parent):
 
 
 def _devices_state(path):
+    from pyrunc.cgroups.devices import Emulator
+
     text = _read_or_raise(path, "devices.list")
     return Emulator.from_list(text)
 
