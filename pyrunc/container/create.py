@@ -116,8 +116,9 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
         try:
             pid = launch(plan, on_sync)
         except PyruncError as err:
+            reason = setup_oom(manager, linux) or err
             raise PyruncError(
-                f"unable to start container process: {err}") from err
+                f"unable to start container process: {reason}") from err
         if pid_file:
             try:
                 write_pid_file(pid_file, pid)
@@ -139,6 +140,27 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def setup_oom(manager, linux):
+    """Why the kernel's OOM killer took the process during setup, or None.
+
+    A memory limit below what setup itself needs (the pages the process
+    touches before exec) ends in a SIGKILL that says nothing; runc's
+    equivalent error names the limit too.
+    """
+    memory = linux.resources.memory if linux and linux.resources else None
+    if memory is None or not memory.limit or memory.limit < 0:
+        return None
+    try:
+        kills = manager.oom_kills()
+    except (OSError, ValueError):
+        return None
+    if not kills:
+        return None
+    return (f"linux.resources.memory.limit: {memory.limit} bytes is too "
+            "low: the container process was killed by the OOM killer "
+            "during setup")
 
 
 def write_id_maps(pid, plan):
