@@ -56,6 +56,30 @@ class Manager:
             "created": list(self._created),
         }
 
+    def planned_dict(self):
+        """to_dict() as it will read once create() has run.
+
+        Every directory still missing counts as made. create writes this
+        before making any, so that `delete --force` can undo a runtime
+        killed halfway through create(); removing a directory that was
+        never made, or a shared parent still in use, is a no-op.
+        """
+        data = self.to_dict()
+        created = list(self._created)
+        for ctrl, path in self._paths.items():
+            mount = self._mounts.get(ctrl)
+            if mount is None:
+                continue
+            current = mount
+            for part in os.path.relpath(path, mount).split("/"):
+                if part in ("", "."):
+                    continue
+                current = os.path.join(current, part)
+                if current not in created and not os.path.isdir(current):
+                    created.append(current)
+        data["created"] = created
+        return data
+
     # -- lifecycle ---------------------------------------------------------
 
     def destroy(self):

@@ -129,6 +129,11 @@ class RootlessManager:
             return {}
         return self._kept().to_dict()
 
+    def planned_dict(self):
+        if not self._subs:
+            return {}
+        return self._kept().planned_dict()
+
     def destroy(self):
         for sub in list(self._subs.values()) + list(self._dropped.values()):
             sub.destroy()

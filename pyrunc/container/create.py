@@ -64,6 +64,9 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
             manager, explicit=bool(linux and linux.cgroups_path))
     fds = []
     try:
+        # First: should this process die while making the cgroups,
+        # `delete --force` finds them here.
+        write_partial(store, cid, 0, 0, manager.planned_dict())
         manager.create()
         manager.set(linux.resources if linux else None,
                     linux_devices=linux.devices if linux else None)
@@ -95,7 +98,8 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
                 write_id_maps(pid, plan)
                 record.pid = pid
                 record.pid_start = start_time(pid)
-                write_partial(store, cid, record)
+                write_partial(store, cid, pid, record.pid_start,
+                              record.cgroup)
                 return b""
             if tag == planner.SYNC_HOOKS:
                 return run_create_hooks(spec, record, store)
@@ -229,11 +233,10 @@ def oci_state(record, status):
     return state
 
 
-def write_partial(store, cid, record):
+def write_partial(store, cid, pid, pid_start, cgroup):
     """What `delete --force` needs if we die before state.json exists."""
     path = os.path.join(store.dir(cid), "create.json")
-    data = {"pid": record.pid, "pid_start": record.pid_start,
-            "cgroup": record.cgroup}
+    data = {"pid": pid, "pid_start": pid_start, "cgroup": cgroup}
     atomic_write(path, jsonfast.dumps(data).encode())
 
 
