@@ -136,12 +136,12 @@ def install(path):
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return False
-    prefix = len(HEADER) + len(MAGIC_NUMBER)
-    head = os.pread(fd, prefix + _LENGTH_BYTES, 0)
-    if head[:prefix] != HEADER + MAGIC_NUMBER or len(head) != prefix + _LENGTH_BYTES:
+    magic = HEADER + MAGIC_NUMBER
+    head = os.pread(fd, len(magic) + _LENGTH_BYTES, 0)
+    if not head.startswith(magic) or len(head) != len(magic) + _LENGTH_BYTES:
         os.close(fd)
         return False
-    length = int.from_bytes(head[prefix:], "little")
+    length = int.from_bytes(head[len(magic):], "little")
     try:
         index = marshal.loads(os.pread(fd, length, len(head)))
     except (EOFError, ValueError, TypeError):

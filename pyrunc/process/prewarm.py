@@ -17,6 +17,10 @@ for a while, and the real attach is fast. Before it clones the
 container's child, create reaps the helper, so that no helper is ever
 alive next to the container's process.
 
+A helper dies with the CLI (PR_SET_PDEATHSIG): a runtime killed
+during create leaves no process behind, not even for the few
+milliseconds the helper lives.
+
 Only the single-threaded CLI forks a helper; the library never does
 (finish() is then a no-op). A helper that cannot open or write the file
 (not root, unusual mount points) changes nothing: the attach simply pays
@@ -31,19 +35,30 @@ _CGROUP_ROOT = b"/sys/fs/cgroup"
 
 _helper = 0
 
+# signal.SIGKILL without the signal module (see pyrunc/cgroups/base.py).
+_SIGKILL = 9
+
 
 def start():
     """Fork the helper, unless one is already running."""
     global _helper
     if _helper:
         return
+    # Imported before the fork: create and run load it anyway, and the
+    # helper must not spend its few milliseconds on it.
+    from pyrunc._native.launcher import set_parent_death_signal
+
+    parent = os.getpid()
     try:
         pid = os.fork()
     except OSError:
         return
     if pid == 0:
         try:
-            _move_to_own_cgroup()
+            set_parent_death_signal(_SIGKILL)
+            # Killed before the line above: no signal will come.
+            if os.getppid() == parent:
+                _move_to_own_cgroup()
         finally:
             # Never return into the parent's code, run its atexit
             # handlers or flush its stdio buffers.
