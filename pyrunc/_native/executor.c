@@ -501,6 +501,24 @@ static void attach_tree(struct px_state *st, int tree, int target_fd,
 	close(tree);
 }
 
+/*
+ * The mode bits of the directory at dst in the root, before a mount
+ * covers it; -1 if there is none (it is about to be made).
+ */
+static int covered_dir_mode(struct px_state *st, const char *dst)
+{
+	struct stat sb;
+	int fd = open_in_root(st, dst, O_PATH | O_DIRECTORY, 0);
+	int mode = -1;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &sb) == 0)
+		mode = (int)(sb.st_mode & 07777);
+	close(fd);
+	return mode;
+}
+
 static void op_mount(struct px_state *st, const struct px_step *s)
 {
 	const char *src = s->a[0].s;
@@ -516,11 +534,14 @@ static void op_mount(struct px_state *st, const struct px_step *s)
 	char source[64];
 	int old_fd = -1;
 	int src_fd = -1;
+	int keep_mode = -1;
 	int fd;
 	size_t i;
 
 	if (is_proc_or_sys(fstype, host))
 		check_ordinary_dir(st, dst, fstype);
+	if (x & PX_MNT_KEEP_MODE)
+		keep_mode = covered_dir_mode(st, dst);
 	if (x & PX_MNT_MKDIR && mkdir_in_root(st, dst, 0755) < 0)
 		fail(st, "mkdir", "mkdir `%s` in rootfs", dst);
 	if (x & PX_MNT_MKFILE && mkfile_in_root(st, dst) < 0)
@@ -588,6 +609,8 @@ static void op_mount(struct px_state *st, const struct px_step *s)
 		if (fd < 0)
 			fail(st, "openat2", "reopen mount target `%s`", dst);
 		fd_path(target, sizeof(target), fd);
+		if (keep_mode >= 0 && chmod(target, (mode_t)keep_mode) < 0)
+			fail(st, "chmod", "chmod `%s` to %#o", dst, keep_mode);
 	}
 
 	if (old_fd >= 0) {
@@ -773,26 +796,36 @@ static void op_mask(struct px_state *st, const struct px_step *s)
 	close(fd);
 }
 
+/*
+ * Make path read-only: a linux.readonlyPaths entry is first bound onto
+ * itself; a read-only tmpfs (argument 1 set), mounted writable until
+ * now, is already a mount and is remounted in place.
+ */
 static void op_readonly(struct px_state *st, const struct px_step *s)
 {
 	const char *path = s->a[0].s;
+	int in_place = (int)s->a[1].i;
 	char target[64];
 	unsigned long flags;
-	int fd = open_in_root(st, path, O_PATH | O_NOFOLLOW, 0);
+	/* The tmpfs went where a symlink in its path led; follow it too. */
+	int fd = open_in_root(st, path, O_PATH | (in_place ? 0 : O_NOFOLLOW),
+			      0);
 
 	if (fd < 0) {
-		if (errno == ENOENT)
+		if (errno == ENOENT && !in_place)
 			return;
 		fail(st, "openat2", "open readonly path `%s`", path);
 	}
 	fd_path(target, sizeof(target), fd);
-	if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0)
-		fail(st, "mount", "bind readonly path `%s`", path);
-	close(fd);
-	fd = open_in_root(st, path, O_PATH | O_NOFOLLOW, 0);
-	if (fd < 0)
-		fail(st, "openat2", "reopen readonly path `%s`", path);
-	fd_path(target, sizeof(target), fd);
+	if (!in_place) {
+		if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+			fail(st, "mount", "bind readonly path `%s`", path);
+		close(fd);
+		fd = open_in_root(st, path, O_PATH | O_NOFOLLOW, 0);
+		if (fd < 0)
+			fail(st, "openat2", "reopen readonly path `%s`", path);
+		fd_path(target, sizeof(target), fd);
+	}
 	flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | kept_flags(target);
 	if (mount(NULL, target, NULL, flags, NULL) < 0)
 		fail(st, "mount", "remount `%s` read-only", path);

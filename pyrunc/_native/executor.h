@@ -66,6 +66,7 @@ enum px_op {
 #define PX_MNT_SRC_ROOT  0x40  /* source is a path inside the root */
 #define PX_MNT_TREE      0x80  /* argument 9 is a detached mount (open_tree)
 				  to move onto the target: an idmapped bind */
+#define PX_MNT_KEEP_MODE 0x100 /* tmpfs: keep the covered dir's mode */
 
 /* Messages from the child to the parent. */
 enum px_msg_kind {

@@ -421,12 +421,36 @@ def rootfs_steps(spec, opts, rootfs, L, userns, idmaps):
         if linux is not None and linux.mount_label and not is_bind and \
                 mount.type not in UNLABELLED_MOUNTS:
             flags.data = mount_label_data(flags.data, linux.mount_label)
+        if is_read_only_tmpfs(mount, flags, is_bind):
+            # Mounted writable, so that it can be given the covered
+            # directory's mode and hold later mounts; finish_rootfs_steps
+            # makes it read-only, as runc's finalizeRootfs does.
+            flags.flags &= ~mo.MS_RDONLY
         steps.extend(mount_steps(mount, flags, is_bind, where, opts, L,
                                  idmaps))
 
     if not dev_is_bind:
         steps.extend(device_steps(linux, L, userns))
     return steps
+
+
+def is_read_only_tmpfs(mount, flags, is_bind):
+    return (mount.type == "tmpfs" and not is_bind and
+            flags.flags & mo.MS_RDONLY and not flags.flags & mo.MS_REMOUNT)
+
+
+def read_only_tmpfs(spec):
+    """Destinations of the read-only tmpfs mounts, in config order."""
+    found = []
+    for index, mount in enumerate(spec.mounts):
+        if mount.type != "tmpfs":
+            continue
+        flags = mo.parse_mount_options(mount.options,
+                                       f"mounts[{index}].options")
+        is_bind = flags.bind
+        if is_read_only_tmpfs(mount, flags, is_bind):
+            found.append(mount.destination)
+    return found
 
 
 def mount_steps(mount, flags, is_bind, where, opts, L, idmaps):
@@ -465,6 +489,10 @@ def mount_steps(mount, flags, is_bind, where, opts, L, idmaps):
     x = L.MNT_MKDIR | rec
     if flags.tmpcopyup:
         x |= L.MNT_COPYUP
+    if mount.type == "tmpfs" and not flags.flags & mo.MS_REMOUNT:
+        # runc gives the new tmpfs the mode of the directory it covers,
+        # if there was one (over a mode= option too).
+        x |= L.MNT_KEEP_MODE
     source = b(mount.source) if mount.source else b(mount.type or "none")
     fstype = b(mount.type) if mount.type else None
     return [(L.OP_MOUNT, source, dst, fstype, flags.flags,
@@ -666,8 +694,9 @@ def cgroup_mount_steps(mount, flags, where, opts, L):
         bind = base | mo.MS_BIND | mo.MS_REC | (mo.MS_RDONLY if ro else 0)
         return [(L.OP_MOUNT, b(unified), b(dst), None, bind, None,
                  L.MNT_MKDIR | L.MNT_BIND, None, 0, 0)]
+    # runc's keeps the mode of the directory it covers (555 in sysfs).
     steps.append((L.OP_MOUNT, b"tmpfs", b(dst), b"tmpfs", base,
-                  b"mode=755", L.MNT_MKDIR, None, 0, 0))
+                  b"mode=755", L.MNT_MKDIR | L.MNT_KEEP_MODE, None, 0, 0))
     seen = set()
     # runc shows a hybrid host's unified hierarchy only through cgroup2
     # mounts, not in the v1 tmpfs; it binds the rest in the host's order.
@@ -750,7 +779,8 @@ def device_steps(linux, L, userns=False):
 
 
 def finish_rootfs_steps(spec, L):
-    """After pivot_root: propagation, sysctls, masks, read-only root."""
+    """After pivot_root: propagation, read-only tmpfs mounts, sysctls,
+    masks, read-only root."""
     steps = []
     linux = spec.linux
     if linux is not None:
@@ -760,6 +790,10 @@ def finish_rootfs_steps(spec, L):
             steps.append((L.OP_MOUNT, None, b"/", None,
                           mo.PROPAGATION[prop], None, L.MNT_HOSTPATH,
                           None, 0, 0))
+    for path in read_only_tmpfs(spec):
+        # In place: no bind of the path onto itself first.
+        steps.append((L.OP_READONLY, b(path), 1))
+    if linux is not None:
         for key, value in linux.sysctl.items():
             path = "/proc/sys/" + key.replace(".", "/")
             steps.append((L.OP_WRITE_PROC, b(path), b(value), 0))

@@ -140,3 +140,51 @@ class TestMemoryFloor:
         proc = pyrunc_cmd.run(bundle, unique_id())
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout == "it works\n"
+
+
+TMPFS_PROBE = r"""
+stat -c '%n %a' /covered /covered/sub /fresh /ro /via-link /sys/fs/cgroup
+grep -E ' /(covered|fresh|ro|real)' /proc/self/mountinfo | cut -d' ' -f5,6
+touch /ro/x 2>&1 | sed 's/^touch: //'
+"""
+
+
+def test_tmpfs_modes_and_read_only_tmpfs_match_runc(bundle, pyrunc_cmd,
+                                                     runc_cmd):
+    # runc gives a tmpfs the mode of the directory it covers (over a
+    # mode= option too), mounts a read-only tmpfs writable and makes it
+    # read-only only once every mount is in place.
+    rootfs = bundle.path / "rootfs"
+    for name, mode in (("covered", 0o750), ("ro", 0o711),
+                       ("real", 0o705)):
+        (rootfs / name).mkdir()
+        (rootfs / name).chmod(mode)
+    (rootfs / "via-link").symlink_to("/real")
+    bundle.config["mounts"] += [
+        {"destination": "/covered", "type": "tmpfs", "source": "tmpfs",
+         "options": ["mode=1777"]},
+        {"destination": "/covered/sub", "type": "tmpfs",
+         "source": "tmpfs"},
+        {"destination": "/ro", "type": "tmpfs", "source": "tmpfs",
+         "options": ["ro", "nosuid"]},
+        {"destination": "/ro/inner", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": "/via-link", "type": "tmpfs", "source": "tmpfs",
+         "options": ["ro"]},
+    ]
+    bundle.config["mounts"].append(
+        {"destination": "/fresh", "type": "tmpfs", "source": "tmpfs"})
+    bundle.set_args("sh", "-c", TMPFS_PROBE)
+    results = {}
+    for rt in (runc_cmd, pyrunc_cmd):
+        # Each runtime makes the missing directories itself.
+        for name in ("covered/sub", "ro/inner", "fresh"):
+            if (rootfs / name).exists():
+                (rootfs / name).rmdir()
+        results[rt.name] = rt.run(bundle, unique_id())
+    mine, theirs = results["pyrunc"], results["runc"]
+    assert theirs.returncode == 0, theirs.stderr
+    assert mine.returncode == 0, mine.stderr
+    assert mine.stdout.splitlines() == theirs.stdout.splitlines()
+    assert "/covered 750" in mine.stdout
+    assert "/sys/fs/cgroup 555" in mine.stdout
+    assert "Read-only file system" in mine.stdout
