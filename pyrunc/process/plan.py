@@ -739,6 +739,16 @@ def hierarchy_name(host_dir):
     return host_dir[len(prefix):].split("/", 1)[0]
 
 
+def check_device_number(where, number):
+    """A node's major or minor: -1 is a cgroup rule's wildcard only."""
+    if number is None or 0 <= number <= 0xFFFFFFFF:
+        return
+    if number == -1:
+        raise SpecError(where, "-1 (a wildcard in device rules) cannot "
+                        "name a device node")
+    raise SpecError(where, f"{number} is not a device number")
+
+
 def device_steps(linux, L, userns=False):
     steps = []
     wanted = {}
@@ -755,6 +765,8 @@ def device_steps(linux, L, userns=False):
             raise SpecError(f"{where}.path", "must be below /dev")
         if kind != stat.S_IFIFO and (dev.major is None or dev.minor is None):
             raise SpecError(f"{where}", "major and minor are required")
+        for name, number in (("major", dev.major), ("minor", dev.minor)):
+            check_device_number(f"{where}.{name}", number)
         mode = kind | (dev.file_mode if dev.file_mode is not None
                        else 0o666) & 0o7777
         rdev = os.makedev(dev.major or 0, dev.minor or 0)

@@ -125,6 +125,23 @@ class TestRootfs:
         assert links[b"/dev/ptmx"] == b"pts/ptmx"
         assert links[b"/dev/fd"] == b"/proc/self/fd"
 
+    @pytest.mark.parametrize("field, value, message", [
+        ("major", -1, "wildcard"),
+        ("minor", -1, "wildcard"),
+        ("minor", -3, "-3 is not a device number"),
+        ("major", 1 << 32, "is not a device number"),
+    ])
+    def test_device_numbers_name_the_field(self, tmp_path, field, value,
+                                           message):
+        device = {"path": "/dev/foo", "type": "c", "major": 1, "minor": 3}
+        device[field] = value
+        linux = {"namespaces": [{"type": "mount"}, {"type": "uts"}],
+                 "devices": [device]}
+        with pytest.raises(PyruncError,
+                           match=rf"linux\.devices\[0\]\.{field}: .*"
+                           rf"{message}"):
+            build(tmp_path, linux=linux)
+
 
 class TestProcess:
     def test_unknown_rlimit_names_the_field(self, tmp_path):
