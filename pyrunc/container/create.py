@@ -1,5 +1,6 @@
 """create: set up a container and leave its process blocked before exec."""
 
+import errno
 import os
 import time
 
@@ -234,10 +235,26 @@ def oci_state(record, status):
 
 
 def write_partial(store, cid, pid, pid_start, cgroup):
-    """What `delete --force` needs if we die before state.json exists."""
+    """What `delete --force` needs if we die before state.json exists.
+
+    Written in place rather than renamed into place: on ext4 a rename
+    over the previous version forces the new file's data to disk first
+    (auto_da_alloc), 0.2 ms of every create. Nothing reads the file while
+    we can still write it (delete takes the container's lock), and one
+    small pwrite() is never half done when a process is killed. A
+    shorter version is padded with spaces, which JSON allows, so that no
+    truncate can leave the old one's tail behind.
+    """
     path = os.path.join(store.dir(cid), "create.json")
-    data = {"pid": pid, "pid_start": pid_start, "cgroup": cgroup}
-    atomic_write(path, jsonfast.dumps(data).encode())
+    data = jsonfast.dumps({"pid": pid, "pid_start": pid_start,
+                           "cgroup": cgroup}).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        data = data.ljust(os.fstat(fd).st_size)
+        if os.pwrite(fd, data, 0) != len(data):
+            raise OSError(errno.ENOSPC, f"short write to {path}")
+    finally:
+        os.close(fd)
 
 
 def drop_partial(store, cid):
