@@ -141,7 +141,7 @@ install_project() {
 # directory holding only a link to it is added to pyrunc's __path__ so
 # that nothing else of the checkout becomes importable.
 #
-# Two more savings, about 1 ms each on `run` (see docs/benchmarks.md):
+# Two more savings, about 1 ms each on `run` (see benchmarks/README.md):
 # the cyclic garbage collector is off (a CLI call lives milliseconds and
 # its garbage goes by reference counting; `events`, which loops, turns
 # it back on), and pyrunc's modules come from one code image
