@@ -190,15 +190,22 @@ def process_from_args(record, args, *, tty=False, cwd=None, env=(),
 
 
 def parse_user(text, current, root):
-    """`-u uid[:gid]` or `name[:group]`, names from the container."""
+    """`-u uid[:gid]` or `name[:group]`, names from the container.
+
+    A numeric uid alone keeps config.json's gid, as runc (which takes
+    numbers only) does; a name alone takes its group from /etc/passwd.
+    """
     name, _, group = text.partition(":")
     user = dict(current)
     user.pop("additionalGids", None)
     uid, gid = lookup_user(name, root)
     user["uid"] = uid
-    user["gid"] = gid if gid is not None else 0
     if group:
         user["gid"] = lookup_group(group, root)
+    elif not name.isdigit():
+        user["gid"] = gid if gid is not None else 0
+    else:
+        user.setdefault("gid", 0)
     return user
 
 

@@ -227,9 +227,6 @@ class TestFlags:
         same_output(pyrunc, runc)
         assert pyrunc.stdout.startswith("uid=1000(test) gid=1000(test)")
 
-    @pytest.mark.xfail(reason="pyrunc.container.exec.parse_user takes the "
-                       "gid from /etc/passwd; runc keeps config.json's "
-                       "gid when -u has no group", strict=False)
     def test_uid_only_keeps_the_config_gid(self, running):
         same_output(*running.exec_both("-u", "1000", "{id}", "id"))
 

@@ -152,3 +152,21 @@ def test_pid_file_relative_to_caller(calls, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     run("exec", "--pid-file", "sub/p", "c", "true")
     assert calls["exec"][2]["pid_file"] == os.path.join(tmp_path, "sub/p")
+
+
+@pytest.mark.parametrize("text, uid, gid", [
+    ("1000", 1000, 7),        # a number alone keeps config.json's gid
+    ("1000:20", 1000, 20),
+    ("alice", 1000, 100),     # a name alone takes its passwd group
+    ("alice:staff", 1000, 50),
+    ("4242", 4242, 7),        # not in passwd: still a valid uid
+])
+def test_exec_user_parsing(tmp_path, text, uid, gid):
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "passwd").write_text("alice:x:1000:100::/home/alice:/bin/sh\n")
+    (etc / "group").write_text("staff:x:50:\n")
+    current = {"uid": 0, "gid": 7, "additionalGids": [1, 2]}
+    user = execution.parse_user(text, current, str(tmp_path))
+    assert (user["uid"], user["gid"]) == (uid, gid)
+    assert "additionalGids" not in user
