@@ -23,6 +23,8 @@ def exec_process(store, cid, process, *, detach=False, pid_file=None,
     its exit status. Errors are raised; the CLI reports them with exit
     status 255, as runc does.
     """
+    launch_args = {"detach": detach, "console_socket": console_socket,
+                   "preserve_fds": preserve_fds}
     with store.lock(cid):
         record = store.load(cid)
         status = record.status(store)
@@ -31,9 +33,13 @@ def exec_process(store, cid, process, *, detach=False, pid_file=None,
         if status == "paused" and not ignore_paused:
             raise InvalidState("cannot exec in a paused container (use "
                                "--ignore-paused to override)")
-        pid, master = launch_exec(record, process, detach=detach,
-                                  console_socket=console_socket,
-                                  preserve_fds=preserve_fds)
+        if status != "paused":
+            pid, master = launch_exec(record, process, **launch_args)
+    if status == "paused":
+        # Outside the lock: the process freezes as it joins the paused
+        # cgroup and reports nothing until `resume`, which takes the
+        # lock. runc's exec waits for the resume the same way.
+        pid, master = launch_exec(record, process, **launch_args)
     if pid_file:
         from pyrunc.container.create import write_pid_file
 

@@ -382,9 +382,6 @@ class TestPaused:
         assert text == ("exec failed: cannot exec in a paused container "
                         "(use --ignore-paused to override)")
 
-    @pytest.mark.xfail(reason="pyrunc.container.exec holds the container "
-                       "lock while the process starts, so `resume` waits "
-                       "for an exec that waits for the thaw", strict=False)
     def test_ignore_paused_runs_once_resumed(self, running, tmp_path):
         results = {}
         for rt in running.runtimes:
