@@ -13,16 +13,10 @@ def run(g, container_id, bundle="", console_socket="", pid_file="",
         detach=False, keep=False):
     """Run the container and return its exit status."""
     check_globals(g)
-    from pyrunc.process import prewarm
+    from pyrunc.container.run import run as run_container
 
-    prewarm.start()
-    try:
-        from pyrunc.container.run import run as run_container
-
-        kwargs = create_kwargs(bundle, console_socket, pid_file, no_pivot,
-                               no_new_keyring, preserve_fds)
-        return run_container(g.store(), container_id,
-                             os.path.abspath(bundle or "."), detach=detach,
-                             keep=keep, **kwargs)
-    finally:
-        prewarm.finish()
+    kwargs = create_kwargs(bundle, console_socket, pid_file, no_pivot,
+                           no_new_keyring, preserve_fds)
+    return run_container(g.store(), container_id,
+                         os.path.abspath(bundle or "."), detach=detach,
+                         keep=keep, **kwargs)

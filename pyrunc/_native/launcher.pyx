@@ -270,13 +270,6 @@ cdef extern from "sys/prctl.h":
     int prctl(int option, unsigned long arg2, unsigned long arg3,
               unsigned long arg4, unsigned long arg5)
     int PR_SET_CHILD_SUBREAPER
-    int PR_SET_PDEATHSIG
-
-
-def set_parent_death_signal(int signum):
-    """Have the kernel send signum to this process when its parent dies."""
-    if prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) < 0:
-        raise OSError(_errno(), os.strerror(_errno()))
 
 
 def set_child_subreaper():
