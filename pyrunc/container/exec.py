@@ -33,13 +33,28 @@ def exec_process(store, cid, process, *, detach=False, pid_file=None,
         if status == "paused" and not ignore_paused:
             raise InvalidState("cannot exec in a paused container (use "
                                "--ignore-paused to override)")
-        if status != "paused":
-            pid, master = launch_exec(record, process, **launch_args)
+        check_terminal(process, detach, console_socket)
+        host = None
+        if process.terminal and not detach:
+            from pyrunc.container.tty import host_console
+
+            # Before any process starts, as runc's exec.
+            host = host_console()
+        try:
+            if status != "paused":
+                pid, master = launch_exec(record, process, **launch_args)
+        except BaseException:
+            close_console(host)
+            raise
     if status == "paused":
         # Outside the lock: the process freezes as it joins the paused
         # cgroup and reports nothing until `resume`, which takes the
         # lock. runc's exec waits for the resume the same way.
-        pid, master = launch_exec(record, process, **launch_args)
+        try:
+            pid, master = launch_exec(record, process, **launch_args)
+        except BaseException:
+            close_console(host)
+            raise
     if pid_file:
         from pyrunc.container.create import write_pid_file
 
@@ -51,8 +66,25 @@ def exec_process(store, cid, process, *, detach=False, pid_file=None,
     if master is not None:
         from pyrunc.container.tty import relay
 
-        return relay(master, pid, lambda: poll_exit(pid))
+        return relay(master, pid, lambda: poll_exit(pid), console=host)
     return wait_for(pid)
+
+
+def check_terminal(process, detach, console_socket):
+    """runc's checkTerminal: the console socket is for a detached process
+    with a terminal only; in the foreground exec relays the pty itself."""
+    if process.terminal and detach and not console_socket:
+        raise PyruncError("cannot allocate tty if runc will detach without "
+                          "setting console socket")
+    if console_socket and not (detach and process.terminal):
+        raise PyruncError("cannot use console socket if runc will not "
+                          "detach or allocate tty")
+
+
+def close_console(host):
+    """Close host_console()'s fd if it opened one."""
+    if host is not None and host[1]:
+        os.close(host[0])
 
 
 def namespace_joins(record):
@@ -73,14 +105,6 @@ def launch_exec(record, process, *, detach, console_socket, preserve_fds):
     from pyrunc.process.launch import launch
     from pyrunc.seccomp import SYNC_NOTIFY
 
-    # runc's checkTerminal: the console socket is for a detached process
-    # with a terminal only; in the foreground exec relays the pty itself.
-    if process.terminal and detach and not console_socket:
-        raise PyruncError("cannot allocate tty if runc will detach without "
-                          "setting console socket")
-    if console_socket and not (detach and process.terminal):
-        raise PyruncError("cannot use console socket if runc will not "
-                          "detach or allocate tty")
     if not detach:
         # A joined pid namespace means the process is our grandchild.
         set_child_subreaper()

@@ -41,16 +41,20 @@ def run(store, cid, bundle, *, detach=False, keep=False, **create_args):
         if console is not None:
             os.close(console[1])
     master = None
+    host = None
     try:
         if console is not None and record.terminal:
-            from pyrunc.container.tty import receive_master
+            from pyrunc.container.tty import host_console, receive_master
 
+            host = host_console()
             master = receive_master(console[0])
             console = None
         start(store, cid)
     except BaseException:
         if master is not None:
             os.close(master)
+        if host is not None and host[1]:
+            os.close(host[0])
         if not keep:
             cleanup(store, cid)
         raise
@@ -63,7 +67,8 @@ def run(store, cid, bundle, *, detach=False, keep=False, **create_args):
         if master is not None:
             from pyrunc.container.tty import relay
 
-            status = relay(master, record.pid, lambda: poll_exit(record.pid))
+            status = relay(master, record.pid,
+                           lambda: poll_exit(record.pid), console=host)
         else:
             status = wait_for(record.pid)
     finally:

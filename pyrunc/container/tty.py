@@ -27,6 +27,27 @@ def receive_master(fd):
     return fds[0]
 
 
+def host_console():
+    """The terminal to put in raw mode and take the window size from.
+
+    As runc: the first of stderr, stdout and stdin that is a terminal,
+    else the controlling terminal (/dev/tty); without one, the same
+    error as runc's, before any process is started. Returns (fd, owned):
+    an owned fd is closed by relay().
+    """
+    for fd in (2, 1, 0):
+        if os.isatty(fd):
+            return fd, False
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as err:
+        from pyrunc.errors import PyruncError
+
+        raise PyruncError(
+            f"open /dev/tty: {os.strerror(err.errno).lower()}") from None
+    return fd, True
+
+
 def copy_winsize(src, dst):
     import fcntl
     import termios
@@ -38,23 +59,27 @@ def copy_winsize(src, dst):
         pass
 
 
-def relay(master, pid, on_exit):
+def relay(master, pid, on_exit, console=None):
     """Relay stdin to master and master to stdout until pid exits.
 
     on_exit() polls the process and returns its exit status or None.
-    Returns that status.
+    console is host_console()'s (fd, owned), put in raw mode meanwhile;
+    by default stdin when it is a terminal. Returns the exit status.
     """
     import termios
     import tty
 
     stdin = 0
+    if console is None:
+        console = (stdin, False) if os.isatty(stdin) else (None, False)
+    host, owned = console
     saved = None
-    if os.isatty(stdin):
-        saved = termios.tcgetattr(stdin)
-        tty.setraw(stdin)
-        copy_winsize(stdin, master)
+    if host is not None:
+        saved = termios.tcgetattr(host)
+        tty.setraw(host)
+        copy_winsize(host, master)
         signal.signal(signal.SIGWINCH,
-                      lambda *_: copy_winsize(stdin, master))
+                      lambda *_: copy_winsize(host, master))
     poller = select.poll()
     poller.register(master, select.POLLIN)
     poller.register(stdin, select.POLLIN)
@@ -75,7 +100,9 @@ def relay(master, pid, on_exit):
                     poller.unregister(stdin)
     finally:
         if saved is not None:
-            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+            termios.tcsetattr(host, termios.TCSADRAIN, saved)
+        if owned:
+            os.close(host)
         os.close(master)
 
 

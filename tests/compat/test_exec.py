@@ -370,6 +370,16 @@ class TestTerminal:
                         "will not detach or allocate tty")
 
 
+    @pytest.mark.parametrize("command", [("true",), ("sh",)])
+    def test_foreground_tty_needs_a_terminal(self, running, command):
+        # Nothing on stdio is a terminal and there is no controlling one
+        # (a new session): runc fails before it starts the process.
+        text = same_error(*running.exec_both(
+            "-t", "{id}", *command, start_new_session=True, timeout=20))
+        assert text == ("exec failed: open /dev/tty: no such device or "
+                        "address")
+
+
 class TestPaused:
     def test_exec_refused_when_paused(self, running):
         for rt in running.runtimes:

@@ -188,3 +188,22 @@ def test_tmpfs_modes_and_read_only_tmpfs_match_runc(bundle, pyrunc_cmd,
     assert "/covered 750" in mine.stdout
     assert "/sys/fs/cgroup 555" in mine.stdout
     assert "Read-only file system" in mine.stdout
+
+
+def test_foreground_terminal_needs_a_terminal(bundle, pyrunc_cmd,
+                                              runc_cmd):
+    # process.terminal in the foreground, no terminal anywhere: the same
+    # error as runc, before anything is created.
+    bundle.config["process"]["terminal"] = True
+    bundle.set_args("true")
+    results = {}
+    for rt in (runc_cmd, pyrunc_cmd):
+        proc = rt("run", "--bundle", bundle, unique_id(),
+                  start_new_session=True, timeout=20)
+        text = proc.stderr.replace(rt.name, "RUNTIME")
+        results[rt.name] = (proc.returncode, text.split("msg=", 1)[-1])
+        assert rt.container_ids() == []
+    assert results["pyrunc"] == results["runc"]
+    assert results["pyrunc"] == (
+        1, '"RUNTIME run failed: open /dev/tty: no such device or '
+        'address"\n')
