@@ -34,8 +34,13 @@ bench: setup
 		|| $(PYTHON) -m pip install -q $$($(PYTHON) -c '$(BENCH_EXTRA)')
 	$(PYTHON) -m pytest benchmarks $(PYTEST_ARGS)
 
+# Build products and results; .venv stays (setup.sh rebuilds the rest).
 clean:
 	rm -rf bundles/busybox build .pytest_cache .benchmarks
+	rm -f pyrunc/_native/*.so pyrunc/_native/launcher.c \
+		pyrunc/_native/seccomp.c pyrunc/_native/pyrunc-dmz \
+		pyrunc/cri/pyrunc-pause
+	find benchmarks/results -mindepth 1 ! -name .gitignore -delete
 
 # make test-vm: the cgroup tests on a pure cgroup v2 kernel in a VM (qemu
 # TCG via virtme-ng); scripts/vm-setup.sh installs what it needs.
