@@ -145,7 +145,8 @@ def parse_spec(obj):
         domainname=_opt_str(obj, "domainname", ""),
         mounts=_objects(obj, "mounts", "", _parse_mount),
         hooks=_parse_hooks(obj.get("hooks")),
-        annotations=_str_map(obj, "annotations", ""),
+        # Only ever JSON (state, hooks): any string will do.
+        annotations=_str_map(obj, "annotations", "", c_strings=False),
         linux=_parse_linux(obj.get("linux")),
         raw=obj,
     )
@@ -262,7 +263,15 @@ def _str(obj, key, path):
         return None
     if type(value) is not str:
         raise _want(_join(path, key), "a string", value)
+    _check_nul(value, _join(path, key))
     return value
+
+
+def _check_nul(value, where):
+    # JSON allows "\u0000", but these strings end up as C strings (paths,
+    # argv, mount data): the kernel would silently cut them there.
+    if "\0" in value:
+        raise SpecError(where, "contains a null byte")
 
 
 def _opt_str(obj, key, path):
@@ -303,7 +312,7 @@ def _array(obj, key, path):
     return value
 
 
-def _str_list(obj, key, path):
+def _str_list(obj, key, path, c_strings=True):
     items = _array(obj, key, path)
     out = []
     for i, item in enumerate(items):
@@ -311,6 +320,8 @@ def _str_list(obj, key, path):
             item = ""
         elif type(item) is not str:
             raise _want(f"{_join(path, key)}[{i}]", "a string", item)
+        if c_strings:
+            _check_nul(item, f"{_join(path, key)}[{i}]")
         out.append(item)
     return out
 
@@ -326,7 +337,7 @@ def _int_list(obj, key, path, bounds):
     return out
 
 
-def _str_map(obj, key, path):
+def _str_map(obj, key, path, c_strings=True):
     value = obj.get(key)
     if value is None:
         return {}
@@ -338,6 +349,8 @@ def _str_map(obj, key, path):
             item = ""
         elif type(item) is not str:
             raise _want(f"{where}[{jsonfast.dumps(name)}]", "a string", item)
+        if c_strings:
+            _check_nul(name + item, f"{where}[{jsonfast.dumps(name)}]")
         out[name] = item
     return out
 
@@ -466,7 +479,8 @@ def _parse_process(obj):
         console_size=_maybe(obj, "consoleSize", path, _parse_console_size),
         user=user or model.User(),
         args=_str_list(obj, "args", path),
-        env=_str_list(obj, "env", path),
+        # _check_env says what is wrong with a variable, NUL included.
+        env=_str_list(obj, "env", path, c_strings=False),
         cwd=_str(obj, "cwd", path) or "",
         capabilities=_maybe(obj, "capabilities", path, _parse_capabilities),
         rlimits=_objects(obj, "rlimits", path, _parse_rlimit),

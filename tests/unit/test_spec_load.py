@@ -1040,3 +1040,41 @@ class TestLoadBundle:
         snapshot = copy.deepcopy(cfg)
         parse_spec(cfg)
         assert cfg == snapshot
+
+
+def _set(path, value):
+    """A mutation of base(): set the value at a dotted path."""
+    def mutate(cfg):
+        *parents, last = path
+        node = cfg
+        for key in parents:
+            node = node[key]
+        if isinstance(node, list) and last == len(node):
+            node.append(value)
+        else:
+            node[last] = value
+    return mutate
+
+
+@pytest.mark.parametrize("path, value, field", [
+    (("process", "args", 0), "sh\0zzz", "process.args[0]"),
+    (("process", "cwd"), "/tmp\0/x", "process.cwd"),
+    (("root", "path"), "root\0fs", "root.path"),
+    (("hostname",), "box\0", "hostname"),
+    (("linux", "maskedPaths", 0), "/etc\0/x", "linux.maskedPaths[0]"),
+    (("mounts", 1, "options", 0), "size=1m\0,ro", "mounts[1].options[0]"),
+    (("linux", "sysctl"), {"net.ipv4.ip_forward": "1\0"},
+     'linux.sysctl["net.ipv4.ip_forward"]'),
+])
+def test_null_bytes_in_c_strings_name_the_field(path, value, field):
+    # The kernel would cut these at the NUL and go on with the rest.
+    cfg = base()
+    _set(path, value)(cfg)
+    assert error_of(cfg) == f"{field}: contains a null byte"
+
+
+def test_annotations_may_hold_any_string():
+    # Annotations only ever travel as JSON.
+    cfg = base()
+    cfg["annotations"] = {"note": "a\0b"}
+    assert parse_spec(cfg).annotations == {"note": "a\0b"}
