@@ -35,6 +35,7 @@ from _frozen_importlib import ModuleSpec
 from _frozen_importlib_external import MAGIC_NUMBER
 
 HEADER = b"pyrunc code image\n"
+_CODE = type((lambda: None).__code__)
 _LENGTH_BYTES = 8
 
 
@@ -107,9 +108,18 @@ class ImageFinder:
             return None
         if st.st_mtime_ns != mtime_ns or st.st_size != size:
             return None
+        # Read here rather than in exec_module: a damaged entry is then
+        # left to the path finder instead of failing the import.
+        try:
+            data = os.pread(self.fd, length, self.base + offset)
+            code = marshal.loads(data)
+        except (OSError, EOFError, ValueError, TypeError):
+            return None
+        if len(data) != length or type(code) is not _CODE:
+            return None
         spec = ModuleSpec(name, self, origin=origin, is_package=is_package)
         spec.has_location = True
-        spec.loader_state = (offset, length)
+        spec.loader_state = code
         if is_package:
             spec.submodule_search_locations = [os.path.dirname(origin)]
         return spec
@@ -118,37 +128,52 @@ class ImageFinder:
         return None
 
     def exec_module(self, module):
-        offset, length = module.__spec__.loader_state
-        data = os.pread(self.fd, length, self.base + offset)
-        if len(data) != length:
-            raise ImportError(f"code image truncated at {module.__name__}",
-                              name=module.__name__)
-        exec(marshal.loads(data), module.__dict__)
+        exec(module.__spec__.loader_state, module.__dict__)
 
 
 def install(path):
     """Put the image at path first on sys.meta_path; False if unusable.
 
-    A missing image, or one written by another Python version, changes
-    nothing: imports go through the path finder as usual.
+    A missing, cut short or foreign image (another Python version)
+    changes nothing: imports go through the path finder as usual, and so
+    does a module whose entry does not unmarshal to code.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return False
+    try:
+        finder = _read_index(fd)
+    except (OSError, EOFError, ValueError, TypeError):
+        finder = None
+    if finder is None:
+        os.close(fd)
+        return False
+    sys.meta_path.insert(0, finder)
+    return True
+
+
+def _read_index(fd):
+    """The ImageFinder of the image open at fd, or None if it is not one
+    (or is cut short: every entry must lie within the file)."""
     magic = HEADER + MAGIC_NUMBER
     head = os.pread(fd, len(magic) + _LENGTH_BYTES, 0)
     if not head.startswith(magic) or len(head) != len(magic) + _LENGTH_BYTES:
-        os.close(fd)
-        return False
+        return None
     length = int.from_bytes(head[len(magic):], "little")
-    try:
-        index = marshal.loads(os.pread(fd, length, len(head)))
-    except (EOFError, ValueError, TypeError):
-        os.close(fd)
-        return False
-    sys.meta_path.insert(0, ImageFinder(fd, index, len(head) + length))
-    return True
+    size = os.fstat(fd).st_size
+    base = len(head) + length
+    if base > size:
+        return None
+    index = marshal.loads(os.pread(fd, length, len(head)))
+    if type(index) is not dict:
+        return None
+    for entry in index.values():
+        if type(entry) is not tuple or len(entry) != 6:
+            return None
+        if base + entry[4] + entry[5] > size:
+            return None
+    return ImageFinder(fd, index, base)
 
 
 def main(argv):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import helpers
+import pytest
 from pyrunc import codeimage
 
 PROBE = """
@@ -87,6 +88,58 @@ def test_an_unusable_image_changes_nothing(tmp_path):
         assert loaders == "SourceFileLoader SourceFileLoader"
 
 
+def damage(image, how):
+    data = bytearray(image.read_bytes())
+    head = len(codeimage.HEADER) + 4
+    if how == "truncated":
+        del data[len(data) // 2:]
+    elif how == "huge index":
+        data[head:head + 8] = (1 << 62).to_bytes(8, "little")
+    elif how == "index not a dict":
+        table = __import__("marshal").dumps([1, 2, 3])
+        data[head:] = len(table).to_bytes(8, "little") + table
+    image.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["truncated", "huge index",
+                                 "index not a dict", "directory"])
+def test_a_damaged_image_changes_nothing(tmp_path, how):
+    pkg = make_package(tmp_path)
+    image = tmp_path / "demo.image"
+    codeimage.build(str(image), [("demo", str(pkg))])
+    if how == "directory":
+        image.unlink()
+        image.mkdir()
+    else:
+        damage(image, how)
+    installed, values, loaders, _, _ = probe(image, tmp_path)
+    assert installed == "False"
+    assert values == "top leaf Leaf."
+    assert loaders == "SourceFileLoader SourceFileLoader"
+
+
+def test_an_entry_that_is_not_code_is_imported_from_the_file(tmp_path):
+    pkg = make_package(tmp_path)
+    image = tmp_path / "demo.image"
+    codeimage.build(str(image), [("demo", str(pkg))])
+    # Overwrite demo.top's entry (its offset and length from the index)
+    # with bytes that do not unmarshal.
+    import marshal
+
+    data = bytearray(image.read_bytes())
+    head = len(codeimage.HEADER) + 4
+    length = int.from_bytes(data[head:head + 8], "little")
+    index = marshal.loads(bytes(data[head + 8:head + 8 + length]))
+    offset, size = index["demo.top"][4:]
+    start = head + 8 + length + offset
+    data[start:start + size] = b"\xff" * size
+    image.write_bytes(bytes(data))
+    installed, values, loaders, _, _ = probe(image, tmp_path)
+    assert installed == "True"
+    assert values == "top leaf None"
+    assert loaders == "SourceFileLoader ImageFinder"
+
+
 def test_build_replaces_the_image_whole(tmp_path):
     pkg = make_package(tmp_path)
     image = tmp_path / "demo.image"
@@ -104,13 +157,9 @@ def test_the_launcher_image_is_fresh():
     # (Skipped, not failed, for sources edited after setup.sh ran.)
     launcher = helpers.pyrunc_argv()
     if launcher is None:
-        import pytest
-
         pytest.skip("no installed pyrunc launcher")
     text = open(launcher[0]).read()
     if "codeimage.install(" not in text:
-        import pytest
-
         pytest.skip("launcher without a code image (not from setup.sh)")
     path = text.split('codeimage.install("', 1)[1].split('"', 1)[0]
     finder_count = len(sys.meta_path)
@@ -130,8 +179,6 @@ def test_the_launcher_image_is_fresh():
         (edited if st.st_mtime_ns > built else stale).append(name)
     assert not stale, f"image older than its sources: {stale}"
     if edited:
-        import pytest
-
         pytest.skip(f"sources edited since setup.sh: {edited}")
     assert "pyrunc.container.run" in finder.index
     assert "pyrunc.cli.main" in finder.index
