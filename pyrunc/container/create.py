@@ -10,6 +10,10 @@ from pyrunc.errors import ConfigError, PyruncError
 
 log = _log.get_logger(__name__)
 
+# The largest reply the sync socket takes in one message (the kernel's
+# default socket buffer, less room for its own accounting).
+_MAX_PAYLOAD = 200 * 1024
+
 
 def create(store, cid, bundle, *, pid_file=None, console_socket=None,
            no_pivot=False, no_new_keyring=False, preserve_fds=0,
@@ -216,9 +220,19 @@ def run_create_hooks(spec, record, store):
 
         run_hooks(spec.hooks.prestart, state, "prestart")
         run_hooks(spec.hooks.create_runtime, state, "createRuntime")
+    if not (spec.hooks.create_container or spec.hooks.start_container):
+        # Nothing in the container reads it: the socket carries a few
+        # hundred KiB at most, and annotations can be larger.
+        return b""
     # The child hands this to its createContainer/startContainer hooks.
-    return jsonfast.dumps(oci_state(record, "created"),
+    data = jsonfast.dumps(oci_state(record, "created"),
                           compact=True).encode()
+    if len(data) > _MAX_PAYLOAD:
+        raise ConfigError(
+            f"annotations: the state handed to the createContainer and "
+            f"startContainer hooks would be {len(data)} bytes; at most "
+            f"{_MAX_PAYLOAD} fit")
+    return data
 
 
 def oci_state(record, status):
