@@ -74,8 +74,29 @@ def _await_byte(fd, record):
             # It may have written and exited between two polls.
             data = _read_byte(fd)
             if not data:
-                raise PyruncError("container process is already dead")
+                raise PyruncError(_oom_reason(record) or
+                                  "container process is already dead")
             return data
+
+
+def _oom_reason(record):
+    """Why the init died before start, if the OOM killer took it."""
+    linux = record.config.get("linux") or {}
+    memory = (linux.get("resources") or {}).get("memory") or {}
+    limit = memory.get("limit")
+    if not isinstance(limit, int) or limit <= 0 or not record.cgroup:
+        return None
+    from pyrunc.cgroups import manager_from_dict
+
+    try:
+        kills = manager_from_dict(record.cgroup).oom_kills()
+    except (PyruncError, OSError, ValueError):
+        return None
+    if not kills:
+        return None
+    return (f"linux.resources.memory.limit: {limit} bytes is too low: "
+            "the container process was killed by the OOM killer before "
+            "it started")
 
 
 def _read_byte(fd):

@@ -423,3 +423,38 @@ def test_proc_helpers_agree_with_status(store, fake):
     init = fake(fifo=False)
     record = init.save()
     assert record.is_alive() == proc.is_alive(init.pid, init.start)
+
+
+class _OomManager:
+    def __init__(self, kills):
+        self.kills = kills
+
+    def oom_kills(self):
+        return self.kills
+
+
+@pytest.mark.parametrize("limit, kills, named", [
+    (92160, 1, True),
+    (92160, 0, False),      # died of something else
+    (None, 1, False),       # no limit: not the config's doing
+    (-1, 1, False),
+])
+def test_init_dead_before_start_names_a_low_memory_limit(
+        monkeypatch, limit, kills, named):
+    import types
+
+    import pyrunc.cgroups
+    from pyrunc.container import start as start_mod
+
+    monkeypatch.setattr(pyrunc.cgroups, "manager_from_dict",
+                        lambda d: _OomManager(kills))
+    memory = {} if limit is None else {"limit": limit}
+    record = types.SimpleNamespace(
+        config={"linux": {"resources": {"memory": memory}}},
+        cgroup={"mode": "v1"})
+    reason = start_mod._oom_reason(record)
+    if named:
+        assert reason.startswith(
+            "linux.resources.memory.limit: 92160 bytes is too low")
+    else:
+        assert reason is None
