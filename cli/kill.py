@@ -5,4 +5,5 @@ from pyrunc.container.kill import kill
 
 def run(g, container_id, signal="SIGTERM", all=False):
     """Send the signal (default SIGTERM) to the init, or to all."""
-    kill(g.store(), container_id, signal, all=all)
+    # runc reads an empty signal argument as no argument.
+    kill(g.store(), container_id, signal or "SIGTERM", all=all)

@@ -12,6 +12,7 @@ only under --debug.
 """
 
 import os
+import stat
 import sys
 
 from pyrunc import log as _log
@@ -94,6 +95,13 @@ class Globals:
         """Return the state Store under --root."""
         from pyrunc.state.store import Store
 
+        try:
+            st = os.stat(self.root)
+        except OSError:
+            st = None
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            # runc makes the root on every command and says so.
+            raise PyruncError(f"mkdir {self.root}: not a directory")
         return Store(self.root)
 
 

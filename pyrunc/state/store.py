@@ -246,8 +246,8 @@ class Store:
 
         mkdir is the atomic step that reserves an id between concurrent
         creates. Modes are set explicitly so that the umask of the caller
-        does not matter: 0711 lets the container's user reach the fifo
-        without listing the root.
+        does not matter: runc's 0711 here, 0700 for the root (the
+        container's process reopens its fifo through an fd, not a path).
         """
         path = self.dir(cid)
         self._ensure_root()
@@ -260,12 +260,12 @@ class Store:
 
     def _ensure_root(self):
         try:
-            os.mkdir(self.root, 0o711)
+            os.mkdir(self.root, 0o700)
         except FileExistsError:
             return
         except FileNotFoundError:
-            os.makedirs(self.root, 0o711, exist_ok=True)
-        os.chmod(self.root, 0o711)
+            os.makedirs(self.root, 0o700, exist_ok=True)
+        os.chmod(self.root, 0o700)
 
     def lock(self, cid):
         """Return a context manager holding the container's flock."""

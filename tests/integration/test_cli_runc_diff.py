@@ -194,7 +194,7 @@ def test_state_output_bytes_match(pyrunc_cmd, runc_cmd, sleeper):
 @pytest.mark.parametrize("scenario", [
     "start_running", "start_stopped", "kill_stopped", "kill_all_stopped",
     "delete_running", "delete_force_running", "delete_created",
-    "kill_bad_signal", "kill_signal_number_invalid",
+    "kill_bad_signal", "kill_signal_number_invalid", "kill_empty_signal",
 ])
 def test_misuse_with_container(pyrunc_cmd, runc_cmd, sleeper, scenario):
     results = {}
@@ -214,6 +214,9 @@ def test_misuse_with_container(pyrunc_cmd, runc_cmd, sleeper, scenario):
 def _scenario(rt, cid, scenario):
     if scenario == "delete_created":
         return rt("delete", cid)
+    if scenario == "kill_empty_signal":
+        # An empty signal argument is the default one, SIGTERM.
+        return rt("kill", cid, "")
     if scenario in ("kill_bad_signal", "kill_signal_number_invalid"):
         return rt("kill", cid, "FOO" if scenario == "kill_bad_signal"
                   else "99")
@@ -300,3 +303,18 @@ def test_paused_container(pyrunc_cmd, runc_cmd, sleeper, running):
     assert results["pyrunc"][0] == results["runc"][0] == "paused"
     assert_same(results["pyrunc"][1], results["runc"][1])
     assert_same(results["pyrunc"][2], results["runc"][2])
+
+
+@pytest.mark.parametrize("args", [("list",), ("state", "x"),
+                                  ("delete", "x"), ("kill", "x")])
+def test_root_that_is_a_file(pyrunc_cmd, runc_cmd, tmp_path, args):
+    # runc makes --root on every command: a file there is its error.
+    root = tmp_path / "not-a-dir"
+    root.write_text("")
+    results = {}
+    for rt in (pyrunc_cmd, runc_cmd):
+        other = helpers.Runtime(rt.name, rt.argv, root)
+        results[rt.name] = other(*args)
+    assert_same(results["pyrunc"], results["runc"])
+    assert results["pyrunc"].returncode == 1
+    assert f"mkdir {root}: not a directory" in results["pyrunc"].stderr

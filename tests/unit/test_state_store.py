@@ -68,7 +68,8 @@ class TestTimestamp:
 
 
 class TestNew:
-    def test_creates_root_and_dir_0711(self, store):
+    def test_creates_root_0700_and_dir_0711(self, store):
+        # runc's modes.
         old = os.umask(0o077)
         try:
             path = store.new("web")
@@ -76,7 +77,7 @@ class TestNew:
             os.umask(old)
         assert path == os.path.join(store.root, "web")
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o711
-        assert stat.S_IMODE(os.stat(store.root).st_mode) == 0o711
+        assert stat.S_IMODE(os.stat(store.root).st_mode) == 0o700
 
     def test_duplicate(self, store):
         store.new("web")
