@@ -733,6 +733,11 @@ def _check_mount(mount, path):
     # Clean the path lexically, as runc does: ".." never climbs above
     # the rootfs, whatever the executor's resolution does with it.
     mount.destination = _clean_path(mount.destination)
+    if mount.destination == "/":
+        # It would cover the rootfs that pivot_root then enters; runc
+        # fails it too, less clearly.
+        raise SpecError(where, "cannot mount over the container's root; "
+                        "root.path names the rootfs")
 
 
 def _clean_path(path):

@@ -1078,3 +1078,14 @@ def test_annotations_may_hold_any_string():
     cfg = base()
     cfg["annotations"] = {"note": "a\0b"}
     assert parse_spec(cfg).annotations == {"note": "a\0b"}
+
+
+@pytest.mark.parametrize("destination", ["/", "/..", "/./", "//"])
+def test_no_mount_over_the_root(destination):
+    cfg = base()
+    cfg["mounts"].append({"destination": destination, "type": "tmpfs",
+                          "source": "tmpfs", "options": ["ro"]})
+    index = len(cfg["mounts"]) - 1
+    assert error_of(cfg).startswith(
+        f"mounts[{index}].destination: cannot mount over the container's "
+        "root")
