@@ -39,6 +39,7 @@ clean:
 	rm -rf bundles/busybox build .pytest_cache .benchmarks
 	rm -f pyrunc/_native/*.so pyrunc/_native/launcher.c \
 		pyrunc/_native/seccomp.c pyrunc/_native/pyrunc-dmz \
+		pyrunc/_native/pyrunc-prewarm \
 		pyrunc/cri/pyrunc-pause
 	find benchmarks/results -mindepth 1 ! -name .gitignore -delete
 

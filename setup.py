@@ -44,15 +44,22 @@ PAUSE_SOURCE = f"{PAUSE_DIR}/pause.c"
 PAUSE_NAME = "pyrunc-pause"
 PAUSE_FLAGS = ["-Os", "-static", "-s", "-Wall"]
 
+# pyrunc-prewarm: takes the cgroup attach lock early (see
+# pyrunc/process/prewarm.py). Static, so that it starts in microseconds.
+PREWARM_NAME = "pyrunc-prewarm"
+PREWARM_FLAGS = ["-Os", "-static", "-s", "-Wall"]
+
 # (directory, program, compiler flags, source)
 PROGRAMS = [
     (NATIVE, DMZ_NAME, DMZ_FLAGS, DMZ_SOURCE),
+    (NATIVE, PREWARM_NAME, PREWARM_FLAGS, f"{NATIVE}/prewarm.c"),
     (PAUSE_DIR, PAUSE_NAME, PAUSE_FLAGS, PAUSE_SOURCE),
 ]
 
 
 class BuildWithDmz(build_ext):
-    """Build the extensions, then the programs (pyrunc-dmz, pyrunc-pause).
+    """Build the extensions, then the programs (pyrunc-dmz, pyrunc-prewarm,
+    pyrunc-pause).
 
     They are programs, not modules, so setuptools has no step for them;
     each is installed as package data of its package.

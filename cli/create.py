@@ -41,9 +41,16 @@ def run(g, container_id, bundle="", console_socket="", pid_file="",
         no_pivot=False, no_new_keyring=False, preserve_fds=0):
     """Create the container; the exit status is 0 once it is created."""
     check_globals(g)
-    from pyrunc.container.create import create
+    from pyrunc.process import prewarm
 
-    kwargs = create_kwargs(bundle, console_socket, pid_file, no_pivot,
-                           no_new_keyring, preserve_fds)
-    create(g.store(), container_id, os.path.abspath(bundle or "."),
-           **kwargs)
+    # The cgroup attach's grace period runs while the rest is imported.
+    prewarm.start()
+    try:
+        from pyrunc.container.create import create
+
+        kwargs = create_kwargs(bundle, console_socket, pid_file, no_pivot,
+                               no_new_keyring, preserve_fds)
+        create(g.store(), container_id, os.path.abspath(bundle or "."),
+               **kwargs)
+    finally:
+        prewarm.finish()

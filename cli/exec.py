@@ -17,11 +17,22 @@ from pyrunc.errors import NotSupported, PyruncError
 log = _log.get_logger(__name__)
 
 
-def run(g, container_id, command=(), console_socket="", cwd="", env=(),
-        tty=False, user="", additional_gids=(), process="", detach=False,
-        pid_file="", process_label="", apparmor="", no_new_privs=False,
-        cap=(), preserve_fds=0, cgroup=(), ignore_paused=False):
+def run(g, **params):
     """Run the process; return its exit status (0 once started if -d)."""
+    from pyrunc.process import prewarm
+
+    # The cgroup attach's grace period runs while the rest is imported.
+    prewarm.start()
+    try:
+        return _run(g, **params)
+    finally:
+        prewarm.finish()
+
+
+def _run(g, container_id, command=(), console_socket="", cwd="", env=(),
+         tty=False, user="", additional_gids=(), process="", detach=False,
+         pid_file="", process_label="", apparmor="", no_new_privs=False,
+         cap=(), preserve_fds=0, cgroup=(), ignore_paused=False):
     from pyrunc.container import exec as execution
 
     if cgroup:

@@ -13,10 +13,16 @@ def run(g, container_id, bundle="", console_socket="", pid_file="",
         detach=False, keep=False):
     """Run the container and return its exit status."""
     check_globals(g)
-    from pyrunc.container.run import run as run_container
+    from pyrunc.process import prewarm
 
-    kwargs = create_kwargs(bundle, console_socket, pid_file, no_pivot,
-                           no_new_keyring, preserve_fds)
-    return run_container(g.store(), container_id,
-                         os.path.abspath(bundle or "."), detach=detach,
-                         keep=keep, **kwargs)
+    prewarm.start()
+    try:
+        from pyrunc.container.run import run as run_container
+
+        kwargs = create_kwargs(bundle, console_socket, pid_file, no_pivot,
+                               no_new_keyring, preserve_fds)
+        return run_container(g.store(), container_id,
+                             os.path.abspath(bundle or "."), detach=detach,
+                             keep=keep, **kwargs)
+    finally:
+        prewarm.finish()

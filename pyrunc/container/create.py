@@ -56,6 +56,7 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
           no_new_keyring, preserve_fds, console_fd):
     from pyrunc.cgroups import new_manager
     from pyrunc.process import plan as planner
+    from pyrunc.process import prewarm
     from pyrunc.process.dmz import sealed_fd
     from pyrunc.process.launch import launch
 
@@ -118,6 +119,9 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
                                oci_state(record, "creating"))
             raise PyruncError(f"unknown sync point {tag}")
 
+        # The CLI's helper (pyrunc.process.prewarm) is gone before the
+        # container's process exists.
+        prewarm.finish()
         try:
             pid = launch(plan, on_sync)
         except PyruncError as err:

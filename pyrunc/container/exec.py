@@ -101,6 +101,7 @@ def launch_exec(record, process, *, detach, console_socket, preserve_fds):
     from pyrunc.cgroups import manager_from_dict
     from pyrunc.container.create import connect_console, listen_fds
     from pyrunc.process import plan as planner
+    from pyrunc.process import prewarm
     from pyrunc.process.dmz import sealed_fd
     from pyrunc.process.launch import launch
     from pyrunc.seccomp import SYNC_NOTIFY
@@ -138,6 +139,9 @@ def launch_exec(record, process, *, detach, console_socket, preserve_fds):
             return forward(seccomp, fd, pid, oci_state(record, "running"))
         return b""
 
+    # The CLI's helper (pyrunc.process.prewarm) is gone before the
+    # exec'd process exists.
+    prewarm.finish()
     try:
         pid = launch(plan, on_sync)
     except PyruncError as err:
