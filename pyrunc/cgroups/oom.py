@@ -17,6 +17,25 @@ from pyrunc.errors import CgroupError
 log = _log.get_logger(__name__)
 
 
+def limit_too_low(manager, limit, when):
+    """The error for a process the OOM killer took `when`, or None.
+
+    A memory limit below what the process needs before its program runs
+    ends in a SIGKILL that says nothing; when the memory cgroup counts an
+    OOM kill and the config set a limit, the error names that limit.
+    """
+    if type(limit) is not int or limit <= 0:
+        return None
+    try:
+        kills = manager.oom_kills()
+    except (CgroupError, OSError, ValueError):
+        return None
+    if not kills:
+        return None
+    return (f"linux.resources.memory.limit: {limit} bytes is too low: "
+            f"the container process was killed by the OOM killer {when}")
+
+
 def kill_count(path, name):
     """The oom_kill counter of memory cgroup path, or None.
 

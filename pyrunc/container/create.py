@@ -152,24 +152,14 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
 
 
 def setup_oom(manager, linux):
-    """Why the kernel's OOM killer took the process during setup, or None.
-
-    A memory limit below what setup itself needs (the pages the process
-    touches before exec) ends in a SIGKILL that says nothing; runc's
-    equivalent error names the limit too.
-    """
+    """Why the kernel's OOM killer took the process during setup, or None
+    (runc's equivalent error names the limit too)."""
     memory = linux.resources.memory if linux and linux.resources else None
-    if memory is None or not memory.limit or memory.limit < 0:
+    if memory is None:
         return None
-    try:
-        kills = manager.oom_kills()
-    except (OSError, ValueError):
-        return None
-    if not kills:
-        return None
-    return (f"linux.resources.memory.limit: {memory.limit} bytes is too "
-            "low: the container process was killed by the OOM killer "
-            "during setup")
+    from pyrunc.cgroups.oom import limit_too_low
+
+    return limit_too_low(manager, memory.limit, "during setup")
 
 
 def write_id_maps(pid, plan):

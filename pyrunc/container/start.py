@@ -83,20 +83,16 @@ def _oom_reason(record):
     """Why the init died before start, if the OOM killer took it."""
     linux = record.config.get("linux") or {}
     memory = (linux.get("resources") or {}).get("memory") or {}
-    limit = memory.get("limit")
-    if not isinstance(limit, int) or limit <= 0 or not record.cgroup:
+    if not record.cgroup:
         return None
     from pyrunc.cgroups import manager_from_dict
+    from pyrunc.cgroups.oom import limit_too_low
 
     try:
-        kills = manager_from_dict(record.cgroup).oom_kills()
-    except (PyruncError, OSError, ValueError):
+        manager = manager_from_dict(record.cgroup)
+    except PyruncError:
         return None
-    if not kills:
-        return None
-    return (f"linux.resources.memory.limit: {limit} bytes is too low: "
-            "the container process was killed by the OOM killer before "
-            "it started")
+    return limit_too_low(manager, memory.get("limit"), "before it started")
 
 
 def _read_byte(fd):
