@@ -88,6 +88,14 @@ def test_an_unusable_image_changes_nothing(tmp_path):
         assert loaders == "SourceFileLoader SourceFileLoader"
 
 
+def built_image(tmp_path):
+    """The image of make_package's package, in tmp_path."""
+    pkg = make_package(tmp_path)
+    image = tmp_path / "demo.image"
+    codeimage.build(str(image), [("demo", str(pkg))])
+    return image
+
+
 def damage(image, how):
     data = bytearray(image.read_bytes())
     head = len(codeimage.HEADER) + 4
@@ -104,9 +112,7 @@ def damage(image, how):
 @pytest.mark.parametrize("how", ["truncated", "huge index",
                                  "index not a dict", "directory"])
 def test_a_damaged_image_changes_nothing(tmp_path, how):
-    pkg = make_package(tmp_path)
-    image = tmp_path / "demo.image"
-    codeimage.build(str(image), [("demo", str(pkg))])
+    image = built_image(tmp_path)
     if how == "directory":
         image.unlink()
         image.mkdir()
@@ -119,9 +125,7 @@ def test_a_damaged_image_changes_nothing(tmp_path, how):
 
 
 def test_an_entry_that_is_not_code_is_imported_from_the_file(tmp_path):
-    pkg = make_package(tmp_path)
-    image = tmp_path / "demo.image"
-    codeimage.build(str(image), [("demo", str(pkg))])
+    image = built_image(tmp_path)
     # Overwrite demo.top's entry (its offset and length from the index)
     # with bytes that do not unmarshal.
     import marshal
