@@ -186,7 +186,96 @@ static const char *split_path(const char *path, char *parent, size_t size)
  * relative to a parent opened in the root, so a component swapped for a
  * symlink makes mkdirat fail with EEXIST and is then resolved in the root.
  */
+/*
+ * Clean path lexically into out, as an absolute path: "." and empty
+ * components go, ".." removes the one before it and stops at "/".
+ */
+static int clean_path(const char *path, char *out, size_t size)
+{
+	size_t len = 0;
+	const char *p = path;
+
+	while (*p) {
+		const char *name;
+		size_t n;
+
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		name = p;
+		while (*p && *p != '/')
+			p++;
+		n = (size_t)(p - name);
+		if (n == 1 && name[0] == '.')
+			continue;
+		if (n == 2 && name[0] == '.' && name[1] == '.') {
+			while (len > 0 && out[len - 1] != '/')
+				len--;
+			if (len > 0)
+				len--;
+			continue;
+		}
+		if (len + 1 + n + 1 > size) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		out[len++] = '/';
+		memcpy(out + len, name, n);
+		len += n;
+	}
+	if (len == 0)
+		out[len++] = '/';
+	out[len] = '\0';
+	return 0;
+}
+
+static int mkdir_in_root_at(struct px_state *st, const char *path,
+			    mode_t mode, int links);
+
+/*
+ * The component `name` of `path` is a symlink that leads nowhere: make
+ * what it points to, as runc's securejoin and MkdirAll do. dirfd is
+ * the link's directory, path's first dirlen bytes; `end` is the rest of
+ * path after the link. The target is read relative to the root (an
+ * absolute link) or to the link's directory, cleaned lexically (so
+ * ".." stops at the root), and made with the rest of the path after it.
+ */
+static int mkdir_through_link(struct px_state *st, int dirfd,
+			      const char *name, const char *path,
+			      size_t dirlen, const char *end, mode_t mode,
+			      int links)
+{
+	char target[4096];
+	char joined[8192];
+	char cleaned[4096];
+	ssize_t n;
+
+	if (links >= 40) {
+		errno = ELOOP;
+		return -1;
+	}
+	n = readlinkat(dirfd, name, target, sizeof(target) - 1);
+	if (n < 0)
+		return -1;
+	target[n] = '\0';
+	if (target[0] == '/')
+		snprintf(joined, sizeof(joined), "%s/%s", target, end);
+	else
+		snprintf(joined, sizeof(joined), "%.*s/%s/%s", (int)dirlen,
+			 path, target, end);
+	if (clean_path(joined, cleaned, sizeof(cleaned)) < 0)
+		return -1;
+	return mkdir_in_root_at(st, cleaned, mode, links + 1);
+}
+
 static int mkdir_in_root(struct px_state *st, const char *path, mode_t mode)
+{
+	return mkdir_in_root_at(st, path, mode, 0);
+}
+
+static int mkdir_in_root_at(struct px_state *st, const char *path,
+			    mode_t mode, int links)
 {
 	char buf[4096];
 	char *p;
@@ -228,6 +317,15 @@ static int mkdir_in_root(struct px_state *st, const char *path, mode_t mode)
 			memcpy(prefix, path, len);
 			prefix[len] = '\0';
 			fd = open_in_root(st, prefix, O_PATH | O_DIRECTORY, 0);
+			if (fd < 0 && errno == ENOENT) {
+				int ret = mkdir_through_link(
+					st, dirfd, name, path,
+					(size_t)(name - buf),
+					path + (p - buf), mode, links);
+
+				close(dirfd);
+				return ret;
+			}
 		}
 		close(dirfd);
 		if (fd < 0)

@@ -4,7 +4,9 @@ Each test runs the same probe on the same bundle through both runtimes
 and compares the output, so any difference from runc shows up as a diff.
 """
 
+import os
 import re
+import subprocess
 
 import pytest
 
@@ -207,3 +209,35 @@ def test_foreground_terminal_needs_a_terminal(bundle, pyrunc_cmd,
     assert results["pyrunc"] == (
         1, '"RUNTIME run failed: open /dev/tty: no such device or '
         'address"\n')
+
+
+def test_tmpfs_on_dangling_symlinks_matches_runc(bundle, pyrunc_cmd,
+                                                 runc_cmd):
+    # runc resolves a destination's symlinks inside the rootfs and makes
+    # what a dangling one points to; ".." in a link stops at the root.
+    rootfs = bundle.path / "rootfs"
+    escape = unique_id("escape")
+    (rootfs / "dangle").symlink_to("/nonexistent/dir")
+    (rootfs / "reldangle").symlink_to("../../made/here")
+    (rootfs / "escdangle").symlink_to(f"/../../../../{escape}")
+    for destination in ("/dangle", "/reldangle/sub", "/escdangle"):
+        bundle.config["mounts"].append(
+            {"destination": destination, "type": "tmpfs",
+             "source": "tmpfs"})
+    bundle.set_args("sh", "-c", "grep -E 'nonexistent|made|escape' "
+                    "/proc/self/mountinfo | cut -d' ' -f5")
+    results = {}
+    for rt in (runc_cmd, pyrunc_cmd):
+        for made in ("nonexistent", "made", escape):
+            if (rootfs / made).exists():
+                subprocess.run(["rm", "-rf", str(rootfs / made)],
+                               check=True)
+        results[rt.name] = rt.run(bundle, unique_id())
+        assert not os.path.exists(f"/{escape}")
+    mine, theirs = results["pyrunc"], results["runc"]
+    assert theirs.returncode == 0, theirs.stderr
+    assert mine.returncode == 0, mine.stderr
+    assert mine.stdout.splitlines() == theirs.stdout.splitlines()
+    assert mine.stdout.splitlines() == [
+        "/nonexistent/dir", "/made/here/sub", f"/{escape}"]
+    assert (rootfs / escape).is_dir()
