@@ -128,7 +128,12 @@ class ImageFinder:
         return None
 
     def exec_module(self, module):
-        exec(module.__spec__.loader_state, module.__dict__)
+        # A module's top-level code runs once: let it go, with the class
+        # bodies among its constants, instead of keeping it on the spec.
+        spec = module.__spec__
+        code = spec.loader_state
+        spec.loader_state = None
+        exec(code, module.__dict__)
 
 
 def install(path):
