@@ -48,11 +48,13 @@ install_packages() {
     ((EUID == 0)) || die "missing packages (${missing[*]}); run as root"
     say "installing ${missing[*]}"
     apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
-    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 install -y -q \
+        --no-install-recommends "${missing[@]}" >/dev/null
     # Debian starts a registry on :5000 when it installs docker-registry;
     # the tests run their own on a free port.
     if [[ " ${missing[*]} " == *" docker-registry "* ]] \
-        && command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+        && command -v systemctl >/dev/null \
+        && [[ -d /run/systemd/system ]]; then
         systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
     fi
 }

@@ -68,7 +68,8 @@ install_packages() {
         made_policy=1
     fi
     local status=0
-    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" \
+    apt-get -o DPkg::Lock::Timeout=600 install -y -q \
+        --no-install-recommends "${missing[@]}" \
         >/dev/null || status=$?
     if ((made_policy)); then
         rm -f "$policy"

@@ -69,7 +69,8 @@ install_packages() {
     fi
     say "installing ${missing[*]}"
     apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
-    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 install -y -q \
+        --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # A venv is usable when its interpreter is Debian's python3 and it runs.
@@ -152,8 +153,8 @@ write_launcher() {
     site=$("$PY" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
     mkdir -p "$shim"
     ln -sfn "$REPO/cli" "$shim/cli"
-    "$PY" -X no_debug_ranges -m pyrunc.codeimage "$image" "pyrunc=$REPO/pyrunc" \
-        "pyrunc.cli=$shim/cli" | sed 's/^/setup: /'
+    "$PY" -X no_debug_ranges -m pyrunc.codeimage "$image" \
+        "pyrunc=$REPO/pyrunc" "pyrunc.cli=$shim/cli" | sed 's/^/setup: /'
     cat >"$launcher.tmp" <<LAUNCHER
 #!$(readlink -f "$PY") -IS
 """pyrunc: written by scripts/setup.sh; see write_launcher there."""
