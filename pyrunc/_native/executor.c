@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -148,6 +149,8 @@ static int open_in_root(struct px_state *st, const char *path, int flags,
 			mode_t mode)
 {
 	struct open_how how;
+	int tries;
+	int fd;
 
 	memset(&how, 0, sizeof(how));
 	how.flags = (uint64_t)(flags | O_CLOEXEC);
@@ -158,7 +161,17 @@ static int open_in_root(struct px_state *st, const char *path, int flags,
 	 * (CVE-2021-30465, CVE-2024-45310).
 	 */
 	how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-	return (int)syscall(SYS_openat2, st->root_fd, path, &how, sizeof(how));
+	/*
+	 * The kernel answers EAGAIN when a rename anywhere on the system
+	 * may have raced a ".." in the lookup; a retry is then safe.
+	 */
+	for (tries = 0; tries < 64; tries++) {
+		fd = (int)syscall(SYS_openat2, st->root_fd, path, &how,
+				  sizeof(how));
+		if (fd >= 0 || errno != EAGAIN)
+			break;
+	}
+	return fd;
 }
 
 /* Split "a/b/c" into the parent "a/b" and the name "c". */
@@ -181,169 +194,189 @@ static const char *split_path(const char *path, char *parent, size_t size)
 	return slash + 1;
 }
 
-/*
- * mkdir -p inside the root. Each component is created with mkdirat()
- * relative to a parent opened in the root, so a component swapped for a
- * symlink makes mkdirat fail with EEXIST and is then resolved in the root.
- */
-/*
- * Clean path lexically into out, as an absolute path: "." and empty
- * components go, ".." removes the one before it and stops at "/".
- */
-static int clean_path(const char *path, char *out, size_t size)
-{
-	size_t len = 0;
-	const char *p = path;
+#define PX_MAX_LINKS 40
 
+/*
+ * Whether dir/name is one of procfs's magic links (/proc/self/fd/N,
+ * /proc/self/cwd, ...), whose text names a path in some other mount
+ * namespace: the kernel refuses to follow it under
+ * RESOLVE_NO_MAGICLINKS, and so must a walk that reads link text.
+ */
+static int magic_link(struct px_state *st, const char *dir,
+		      const char *name)
+{
+	char path[8192];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open_in_root(st, path, O_PATH, 0);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	/* ENOENT: it leads nowhere yet, and the walk will make it. */
+	return errno == ELOOP;
+}
+
+/*
+ * Resolve path in the root the way runc's securejoin does, into out: a
+ * symlink is followed (an absolute one from the root, a relative one
+ * from the directory it is in), ".." goes up from where the walk has
+ * got to and stops at the root, and a name that does not exist is kept
+ * as it is. With mkdirs, a missing directory is made instead (mkdir -p
+ * in the root), and what a dangling symlink names is made too.
+ *
+ * Each component is looked up in a directory opened by open_in_root(),
+ * so a component swapped for a symlink during the walk still cannot
+ * take it out of the root: at worst the walk fails.
+ */
+static int join_in_root(struct px_state *st, const char *path, int mkdirs,
+			mode_t mode, char *out, size_t size)
+{
+	char rest[8192];
+	char next[8192];
+	char target[4096];
+	char name[NAME_MAX + 1];
+	size_t len = 0;
+	int links = 0;
+	char *p;
+
+	if (snprintf(rest, sizeof(rest), "%s", path) >= (int)sizeof(rest)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	out[0] = '\0';
+	p = rest;
 	while (*p) {
-		const char *name;
+		struct stat sb;
+		const char *start;
 		size_t n;
+		ssize_t got;
+		int dirfd;
+		int r;
 
 		while (*p == '/')
 			p++;
 		if (!*p)
 			break;
-		name = p;
+		start = p;
 		while (*p && *p != '/')
 			p++;
-		n = (size_t)(p - name);
-		if (n == 1 && name[0] == '.')
+		n = (size_t)(p - start);
+		if (n == 1 && start[0] == '.')
 			continue;
-		if (n == 2 && name[0] == '.' && name[1] == '.') {
+		if (n == 2 && start[0] == '.' && start[1] == '.') {
 			while (len > 0 && out[len - 1] != '/')
 				len--;
 			if (len > 0)
 				len--;
+			out[len] = '\0';
 			continue;
 		}
-		if (len + 1 + n + 1 > size) {
+		if (n > NAME_MAX || len + 1 + n + 1 > size) {
 			errno = ENAMETOOLONG;
 			return -1;
 		}
+		memcpy(name, start, n);
+		name[n] = '\0';
+		dirfd = open_in_root(st, len ? out : "/", O_PATH | O_DIRECTORY,
+				     0);
+		if (dirfd < 0) {
+			/* Below a missing name: keep the rest as it is. */
+			if (errno != ENOENT || mkdirs)
+				return -1;
+			r = -1;
+		} else {
+			r = fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW);
+			if (r < 0 && errno == ENOENT && mkdirs) {
+				if (mkdirat(dirfd, name, mode) < 0 &&
+				    errno != EEXIST) {
+					close(dirfd);
+					return -1;
+				}
+				/* Look again: a racer may have made it. */
+				r = fstatat(dirfd, name, &sb,
+					    AT_SYMLINK_NOFOLLOW);
+			}
+			if (r < 0 && errno != ENOENT) {
+				close(dirfd);
+				return -1;
+			}
+		}
+		if (r == 0 && S_ISLNK(sb.st_mode)) {
+			if (++links > PX_MAX_LINKS ||
+			    magic_link(st, out, name)) {
+				close(dirfd);
+				errno = ELOOP;
+				return -1;
+			}
+			got = readlinkat(dirfd, name, target,
+					 sizeof(target) - 1);
+			close(dirfd);
+			if (got < 0)
+				return -1;
+			target[got] = '\0';
+			if (snprintf(next, sizeof(next), "%s/%s", target, p) >=
+			    (int)sizeof(next)) {
+				errno = ENAMETOOLONG;
+				return -1;
+			}
+			memcpy(rest, next, strlen(next) + 1);
+			p = rest;
+			if (target[0] == '/') {
+				len = 0;
+				out[0] = '\0';
+			}
+			continue;
+		}
+		if (dirfd >= 0)
+			close(dirfd);
 		out[len++] = '/';
-		memcpy(out + len, name, n);
+		memcpy(out + len, name, n + 1);
 		len += n;
 	}
 	if (len == 0)
-		out[len++] = '/';
-	out[len] = '\0';
+		snprintf(out, size, "/");
 	return 0;
 }
 
-static int mkdir_in_root_at(struct px_state *st, const char *path,
-			    mode_t mode, int links);
-
-/*
- * The component `name` of `path` is a symlink that leads nowhere: make
- * what it points to, as runc's securejoin and MkdirAll do. dirfd is
- * the link's directory, path's first dirlen bytes; `end` is the rest of
- * path after the link. The target is read relative to the root (an
- * absolute link) or to the link's directory, cleaned lexically (so
- * ".." stops at the root), and made with the rest of the path after it.
- */
-static int mkdir_through_link(struct px_state *st, int dirfd,
-			      const char *name, const char *path,
-			      size_t dirlen, const char *end, mode_t mode,
-			      int links)
-{
-	char target[4096];
-	char joined[8192];
-	char cleaned[4096];
-	ssize_t n;
-
-	if (links >= 40) {
-		errno = ELOOP;
-		return -1;
-	}
-	n = readlinkat(dirfd, name, target, sizeof(target) - 1);
-	if (n < 0)
-		return -1;
-	target[n] = '\0';
-	if (target[0] == '/')
-		snprintf(joined, sizeof(joined), "%s/%s", target, end);
-	else
-		snprintf(joined, sizeof(joined), "%.*s/%s/%s", (int)dirlen,
-			 path, target, end);
-	if (clean_path(joined, cleaned, sizeof(cleaned)) < 0)
-		return -1;
-	return mkdir_in_root_at(st, cleaned, mode, links + 1);
-}
-
+/* mkdir -p inside the root, through symlinks as join_in_root() says. */
 static int mkdir_in_root(struct px_state *st, const char *path, mode_t mode)
 {
-	return mkdir_in_root_at(st, path, mode, 0);
-}
+	char resolved[4096];
+	int fd;
 
-static int mkdir_in_root_at(struct px_state *st, const char *path,
-			    mode_t mode, int links)
-{
-	char buf[4096];
-	char *p;
-	int dirfd;
-
-	if (strlen(path) >= sizeof(buf)) {
-		errno = ENAMETOOLONG;
+	if (join_in_root(st, path, 1, mode, resolved, sizeof(resolved)) < 0)
 		return -1;
-	}
-	snprintf(buf, sizeof(buf), "%s", path);
-	dirfd = open_in_root(st, "/", O_PATH | O_DIRECTORY, 0);
-	if (dirfd < 0)
+	fd = open_in_root(st, resolved, O_PATH | O_DIRECTORY, 0);
+	if (fd < 0)
 		return -1;
-	p = buf;
-	while (*p) {
-		char *name;
-		int fd;
-
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		name = p;
-		while (*p && *p != '/')
-			p++;
-		if (*p)
-			*p++ = '\0';
-		if (mkdirat(dirfd, name, mode) < 0 && errno != EEXIST) {
-			close(dirfd);
-			return -1;
-		}
-		fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC |
-			    O_NOFOLLOW);
-		if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
-			/* A symlink: resolve the whole prefix in the root. */
-			char prefix[4096];
-			size_t len = (size_t)(name - buf) + strlen(name);
-
-			memcpy(prefix, path, len);
-			prefix[len] = '\0';
-			fd = open_in_root(st, prefix, O_PATH | O_DIRECTORY, 0);
-			if (fd < 0 && errno == ENOENT) {
-				int ret = mkdir_through_link(
-					st, dirfd, name, path,
-					(size_t)(name - buf),
-					path + (p - buf), mode, links);
-
-				close(dirfd);
-				return ret;
-			}
-		}
-		close(dirfd);
-		if (fd < 0)
-			return -1;
-		dirfd = fd;
-	}
-	close(dirfd);
+	close(fd);
 	return 0;
 }
 
-/* Create an empty file (a bind mount target) inside the root. */
-static int mkfile_in_root(struct px_state *st, const char *path)
+/*
+ * Create an empty file (a bind mount target) inside the root. With
+ * follow, where the path leads: through a dangling symlink, the file is
+ * made at the link's target, as runc does for a bind mount. Without,
+ * at the path itself, and a symlink there is left for the caller to
+ * refuse.
+ */
+static int mkfile_in_root(struct px_state *st, const char *path,
+			  int follow)
 {
+	char resolved[4096];
 	char parent[4096];
-	const char *name = split_path(path, parent, sizeof(parent));
+	const char *name;
 	int dirfd;
 	int ret;
 
+	if (!follow)
+		snprintf(resolved, sizeof(resolved), "%s", path);
+	else if (join_in_root(st, path, 0, 0, resolved,
+			      sizeof(resolved)) < 0)
+		return -1;
+	name = split_path(resolved, parent, sizeof(parent));
 	if (mkdir_in_root(st, parent, 0755) < 0)
 		return -1;
 	dirfd = open_in_root(st, parent, O_PATH | O_DIRECTORY, 0);
@@ -642,7 +675,7 @@ static void op_mount(struct px_state *st, const struct px_step *s)
 		keep_mode = covered_dir_mode(st, dst);
 	if (x & PX_MNT_MKDIR && mkdir_in_root(st, dst, 0755) < 0)
 		fail(st, "mkdir", "mkdir `%s` in rootfs", dst);
-	if (x & PX_MNT_MKFILE && mkfile_in_root(st, dst) < 0)
+	if (x & PX_MNT_MKFILE && mkfile_in_root(st, dst, 1) < 0)
 		fail(st, "mknod", "create mount target `%s` in rootfs", dst);
 	if (is_proc_or_sys(fstype, host)) {
 		/* No symlink swapped in since the check: refuse, not follow. */
@@ -856,7 +889,12 @@ static void op_mask(struct px_state *st, const struct px_step *s)
 	char target[64];
 	char source[64];
 	struct stat sb;
-	int fd = open_in_root(st, path, O_PATH | O_NOFOLLOW, 0);
+	/*
+	 * A symlink is followed (in the root), as runc's mount(2) on the
+	 * path does: what it leads to is what must be hidden. One that
+	 * leads nowhere masks nothing.
+	 */
+	int fd = open_in_root(st, path, O_PATH, 0);
 	int null_fd;
 
 	if (fd < 0) {
@@ -905,9 +943,11 @@ static void op_readonly(struct px_state *st, const struct px_step *s)
 	int in_place = (int)s->a[1].i;
 	char target[64];
 	unsigned long flags;
-	/* The tmpfs went where a symlink in its path led; follow it too. */
-	int fd = open_in_root(st, path, O_PATH | (in_place ? 0 : O_NOFOLLOW),
-			      0);
+	/*
+	 * A symlink is followed in the root, as for a masked path; so is
+	 * one to a read-only tmpfs, which was mounted where it led.
+	 */
+	int fd = open_in_root(st, path, O_PATH, 0);
 
 	if (fd < 0) {
 		if (errno == ENOENT && !in_place)
@@ -919,7 +959,7 @@ static void op_readonly(struct px_state *st, const struct px_step *s)
 		if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0)
 			fail(st, "mount", "bind readonly path `%s`", path);
 		close(fd);
-		fd = open_in_root(st, path, O_PATH | O_NOFOLLOW, 0);
+		fd = open_in_root(st, path, O_PATH, 0);
 		if (fd < 0)
 			fail(st, "openat2", "reopen readonly path `%s`", path);
 		fd_path(target, sizeof(target), fd);
@@ -1254,7 +1294,7 @@ static void op_console(struct px_state *st, const struct px_step *s)
 	/* exec joins a container whose /dev/console is already set. */
 	if (s->a[3].i)
 		goto send;
-	if (mkfile_in_root(st, "/dev/console") < 0)
+	if (mkfile_in_root(st, "/dev/console", 0) < 0)
 		fail(st, "mknod", "create /dev/console");
 	/*
 	 * Open the target with O_NOFOLLOW so a /dev/console swapped for a

@@ -502,9 +502,14 @@ def _parse_namespace(obj, path):
 
 
 def _parse_device(obj, path):
+    device_path = _str(obj, "path", path) or ""
+    if device_path.startswith("/"):
+        # As for a mount destination: "/dev/../etc" names /etc, which
+        # the plan then refuses as not below /dev.
+        device_path = clean_path(device_path)
     return model.Device(
         type=_str(obj, "type", path) or "",
-        path=_str(obj, "path", path) or "",
+        path=device_path,
         major=_int(obj, "major", path, I64),
         minor=_int(obj, "minor", path, I64),
         file_mode=_int(obj, "fileMode", path, U32),
@@ -732,7 +737,7 @@ def _check_mount(mount, path):
         mount.destination = "/" + mount.destination
     # Clean the path lexically, as runc does: ".." never climbs above
     # the rootfs, whatever the executor's resolution does with it.
-    mount.destination = _clean_path(mount.destination)
+    mount.destination = clean_path(mount.destination)
     if mount.destination == "/":
         # It would cover the rootfs that pivot_root then enters; runc
         # fails it too, less clearly.
@@ -740,7 +745,7 @@ def _check_mount(mount, path):
                         "root.path names the rootfs")
 
 
-def _clean_path(path):
+def clean_path(path):
     """Go's filepath.Clean of an absolute path: no ".", "..", "//"."""
     parts = []
     for part in path.split("/"):

@@ -241,3 +241,60 @@ def test_tmpfs_on_dangling_symlinks_matches_runc(bundle, pyrunc_cmd,
     assert mine.stdout.splitlines() == [
         "/nonexistent/dir", "/made/here/sub", f"/{escape}"]
     assert (rootfs / escape).is_dir()
+
+
+def test_links_through_resolved_parents_match_runc(bundle, pyrunc_cmd,
+                                                   runc_cmd):
+    # A relative link is read from the directory it really sits in, not
+    # from the path that led to it; a file bind onto a dangling link
+    # makes the file where the link points.
+    rootfs = bundle.path / "rootfs"
+    (rootfs / "x" / "y").mkdir(parents=True)
+    (rootfs / "a").symlink_to("x/y")
+    (rootfs / "x" / "y" / "l").symlink_to("../q/r")
+    (rootfs / "fl").symlink_to("/madefile/f")
+    bundle.config["mounts"] += [
+        {"destination": "/a/l/sub", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": "/fl", "type": "bind", "source": "/etc/hostname",
+         "options": ["bind", "ro"]},
+    ]
+    bundle.set_args("sh", "-c", "grep -E '/x/|/madefile' "
+                    "/proc/self/mountinfo | cut -d' ' -f5")
+    results = {}
+    for rt in (runc_cmd, pyrunc_cmd):
+        for made in ("q", "x/q", "madefile"):
+            subprocess.run(["rm", "-rf", str(rootfs / made)], check=True)
+        results[rt.name] = rt.run(bundle, unique_id())
+        assert not (rootfs / "q").exists()
+    mine, theirs = results["pyrunc"], results["runc"]
+    assert theirs.returncode == 0, theirs.stderr
+    assert mine.returncode == 0, mine.stderr
+    assert mine.stdout.splitlines() == theirs.stdout.splitlines()
+    assert mine.stdout.splitlines() == ["/x/q/r/sub", "/madefile/f"]
+
+
+def test_masked_and_readonly_links_match_runc(bundle, pyrunc_cmd,
+                                              runc_cmd):
+    # runc mounts over a masked or read-only path with mount(2), which
+    # follows a symlink: it is the link's target that gets hidden or
+    # write-protected. A link that leads nowhere is skipped.
+    rootfs = bundle.path / "rootfs"
+    (rootfs / "etc" / "secret").write_text("secret\n")
+    (rootfs / "rodir").mkdir()
+    (rootfs / "mk").symlink_to("/etc/secret")
+    (rootfs / "rol").symlink_to("/rodir")
+    (rootfs / "gone").symlink_to("/nowhere")
+    linux = bundle.config["linux"]
+    linux["maskedPaths"] = linux.get("maskedPaths", []) + ["/mk", "/gone"]
+    linux["readonlyPaths"] = linux.get("readonlyPaths", []) + [
+        "/rol", "/gone"]
+    bundle.config["root"]["readonly"] = False
+    mine, theirs = run_both(
+        bundle, pyrunc_cmd, runc_cmd, "sh", "-c",
+        "echo secret: $(cat /etc/secret); "
+        "touch /rodir/x 2>/dev/null && echo rodir writable; "
+        "ls /nowhere 2>&1 | wc -l")
+    assert theirs.returncode == 0, theirs.stderr
+    assert mine.returncode == 0, mine.stderr
+    assert mine.stdout == theirs.stdout
+    assert mine.stdout.splitlines() == ["secret:", "1"]

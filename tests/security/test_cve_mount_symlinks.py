@@ -149,3 +149,20 @@ def test_dotdot_destination_stays_inside(rt, tmp_path, request):
     assert not os.path.exists(f"/tmp/{name}")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "1"
+
+
+def test_dotdot_device_path_is_refused(rt, tmp_path, request):
+    # Device paths are cleaned as destinations are; one that then leaves
+    # /dev is refused by name. The executor once created each directory
+    # of "/dev/../../../../tmp/x" with plain openat(), the host's /tmp/x
+    # included, before it failed.
+    name = f"pyrunc-dotdev-{os.getpid()}"
+    bundle = st.new_bundle(tmp_path, "b", request)
+    bundle.config["linux"]["devices"] = [
+        {"path": f"/dev/../../../../tmp/{name}/a/null", "type": "c",
+         "major": 1, "minor": 3}]
+    bundle.save()
+    proc = rt("run", "--bundle", bundle, "dotdev")
+    assert not os.path.exists(f"/tmp/{name}")
+    assert proc.returncode == 1
+    assert "linux.devices[0].path" in st.error_line(proc), proc.stderr

@@ -143,6 +143,28 @@ class TestRootfs:
             build(tmp_path, linux=linux)
 
 
+    @pytest.mark.parametrize("path, made", [
+        ("/dev//foo/./bar", b"/dev/foo/bar"),
+        ("/dev/x/../foo", b"/dev/foo"),
+        ("/dev/../../../tmp/foo", None),
+        ("/dev/..", None),
+        ("dev/foo", None),
+    ])
+    def test_device_paths_are_cleaned(self, tmp_path, path, made):
+        device = {"path": path, "type": "c", "major": 1, "minor": 3}
+        linux = {"namespaces": [{"type": "mount"}, {"type": "uts"}],
+                 "devices": [device]}
+        if made is None:
+            with pytest.raises(PyruncError,
+                               match=r"linux\.devices\[0\]\.path: must "
+                               r"be below /dev"):
+                build(tmp_path, linux=linux)
+            return
+        plan = build(tmp_path, linux=linux)
+        nodes = {s[1] for s in plan.steps if s[0] == L.OP_MKNOD}
+        assert made in nodes
+
+
 class TestProcess:
     def test_unknown_rlimit_names_the_field(self, tmp_path):
         process = {"args": ["sh"], "cwd": "/",
