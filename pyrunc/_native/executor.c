@@ -1330,6 +1330,21 @@ static void op_console_stdio(struct px_state *st)
 	}
 }
 
+/*
+ * Make the runtime's pipes (arguments 0-2) the process's stdin, stdout
+ * and stderr: a foreground `run` or `exec` relays them, so that the
+ * container never holds the caller's own files or terminal, as runc.
+ */
+static void op_stdio(struct px_state *st, const struct px_step *s)
+{
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		if (dup3((int)s->a[i].i, i, 0) < 0)
+			fail(st, "dup3", "set up stdio from the runtime's pipes");
+	}
+}
+
 /* Wait for pid with a timeout in seconds (0: none), via a pidfd. */
 static int wait_timeout(pid_t pid, int timeout, int *status)
 {
@@ -1887,6 +1902,9 @@ static void run_step(struct px_state *st, const struct px_step *s)
 		if (syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */,
 			    s->a[0].s) < 0 && errno != ENOSYS)
 			fail(st, "keyctl", "join session keyring");
+		break;
+	case PX_STDIO:
+		op_stdio(st, s);
 		break;
 	case PX_CHROOT:
 		/* No mount namespace: the best we can do is chroot. */

@@ -53,6 +53,7 @@ enum px_op {
 	PX_BIND_DEV,
 	PX_KEYRING,
 	PX_CHROOT,
+	PX_STDIO,
 	PX_OP_MAX
 };
 

@@ -17,12 +17,13 @@ _MAX_PAYLOAD = 200 * 1024
 
 def create(store, cid, bundle, *, pid_file=None, console_socket=None,
            no_pivot=False, no_new_keyring=False, preserve_fds=0,
-           detach=True, console_fd=None):
+           detach=True, console_fd=None, stdio=None):
     """Create container cid from bundle; return its Record.
 
     The container's process is left blocked on the exec fifo; `start`
     lets it exec. On any error nothing is left behind: no process,
-    cgroup or state directory.
+    cgroup or state directory. stdio, the Pipes of a foreground `run`,
+    become the process's stdio unless it has a terminal.
     """
     from pyrunc.spec.load import load_bundle
 
@@ -35,10 +36,26 @@ def create(store, cid, bundle, *, pid_file=None, console_socket=None,
             return setup(store, cid, bundle, spec, pid_file=pid_file,
                          console_socket=console_socket, no_pivot=no_pivot,
                          no_new_keyring=no_new_keyring,
-                         preserve_fds=preserve_fds, console_fd=console_fd)
+                         preserve_fds=preserve_fds, console_fd=console_fd,
+                         stdio=stdio)
     except BaseException:
         store.destroy(cid)
         raise
+
+
+def give_pipes(pipes, linux):
+    """Hand the stdio pipes to the host ids of the container's root when
+    it has its own user namespace (runc's HostRootUID)."""
+    from pyrunc.process.stdio import host_root
+
+    if linux is None or not linux.uid_mappings:
+        return
+    uid = host_root((m.container_id, m.host_id, m.size)
+                    for m in linux.uid_mappings)
+    gid = host_root((m.container_id, m.host_id, m.size)
+                    for m in linux.gid_mappings)
+    if uid is not None and gid is not None:
+        pipes.give_to(uid, gid)
 
 
 def check_terminal(spec, console_socket, detach, console_fd):
@@ -53,7 +70,7 @@ def check_terminal(spec, console_socket, detach, console_fd):
 
 
 def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
-          no_new_keyring, preserve_fds, console_fd):
+          no_new_keyring, preserve_fds, console_fd, stdio=None):
     from pyrunc.cgroups import new_manager
     from pyrunc.process import plan as planner
     from pyrunc.process import prewarm
@@ -88,12 +105,15 @@ def setup(store, cid, bundle, spec, *, pid_file, console_socket, no_pivot,
             console_fd = connect_console(console_socket)
             fds.append(console_fd)
         extra_env, preserve_fds = listen_fds(preserve_fds)
+        if stdio is not None and not spec.process.terminal:
+            give_pipes(stdio, linux)
         opts = planner.Options(
             cid=cid, bundle=bundle, fifo_fd=fifo_fd,
             console_fd=-1 if console_fd is None else console_fd,
             preserve_fds=preserve_fds, no_pivot=no_pivot,
             no_new_keyring=no_new_keyring, cgroup_paths=manager.paths(),
-            extra_env=extra_env, dmz_fd=dmz_fd)
+            extra_env=extra_env, dmz_fd=dmz_fd,
+            stdio=None if stdio is None else stdio.child)
         plan = planner.build(spec, opts)
         record = new_record(store, cid, bundle, spec, plan, manager)
 

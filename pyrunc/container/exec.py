@@ -42,7 +42,8 @@ def exec_process(store, cid, process, *, detach=False, pid_file=None,
             host = host_console()
         try:
             if status != "paused":
-                pid, master = launch_exec(record, process, **launch_args)
+                pid, master, pipes = launch_exec(record, process,
+                                                 **launch_args)
         except BaseException:
             close_console(host)
             raise
@@ -51,7 +52,7 @@ def exec_process(store, cid, process, *, detach=False, pid_file=None,
         # cgroup and reports nothing until `resume`, which takes the
         # lock. runc's exec waits for the resume the same way.
         try:
-            pid, master = launch_exec(record, process, **launch_args)
+            pid, master, pipes = launch_exec(record, process, **launch_args)
         except BaseException:
             close_console(host)
             raise
@@ -67,7 +68,14 @@ def exec_process(store, cid, process, *, detach=False, pid_file=None,
         from pyrunc.container.tty import relay
 
         return relay(master, pid, lambda: poll_exit(pid), console=host)
-    return wait_for(pid)
+    try:
+        return wait_for(pid, pipes)
+    finally:
+        if pipes is not None:
+            # As runc: up to the end of the output, which a process the
+            # exec'd one left behind may still hold open.
+            pipes.drain()
+            pipes.close()
 
 
 def check_terminal(process, detach, console_socket):
@@ -96,7 +104,8 @@ def namespace_joins(record):
 
 
 def launch_exec(record, process, *, detach, console_socket, preserve_fds):
-    """Clone the exec'd process; return (pid, pty master or None)."""
+    """Clone the exec'd process; return (pid, pty master or None, stdio
+    Pipes or None)."""
     from pyrunc._native.launcher import set_child_subreaper, socketpair
     from pyrunc.cgroups import manager_from_dict
     from pyrunc.container.create import connect_console, listen_fds
@@ -121,9 +130,14 @@ def launch_exec(record, process, *, detach, console_socket, preserve_fds):
     console_fd = fds[0] if fds else -1
     dmz_fd = sealed_fd()
     fds.append(dmz_fd)
+    pipes = None
+    if not detach and not process.terminal:
+        pipes = foreground_pipes(record)
+        fds.extend(pipes.child)
     opts = planner.Options(
         cid=record.id, bundle=record.bundle, console_fd=console_fd,
-        preserve_fds=preserve_fds, extra_env=extra_env, dmz_fd=dmz_fd)
+        preserve_fds=preserve_fds, extra_env=extra_env, dmz_fd=dmz_fd,
+        stdio=None if pipes is None else pipes.child)
     seccomp = (record.config.get("linux") or {}).get("seccomp")
     plan = planner.build_exec(process, namespace_joins(record), opts,
                               f"/proc/{record.pid}/root", seccomp=seccomp)
@@ -144,20 +158,49 @@ def launch_exec(record, process, *, detach, console_socket, preserve_fds):
     prewarm.finish()
     try:
         pid = launch(plan, on_sync)
-    except PyruncError as err:
+    except BaseException as err:
         if console is not None:
             os.close(console[0])
+        if pipes is not None:
+            pipes.child = ()
+            pipes.close()
+        if not isinstance(err, PyruncError):
+            raise
         raise PyruncError(
             f"unable to start container process: {err}") from err
     finally:
         for fd in fds:
             os.close(fd)
+    if pipes is not None:
+        # Closed with fds: only the process holds its ends now.
+        pipes.child = ()
     master = None
     if console is not None:
         from pyrunc.container.tty import receive_master
 
         master = receive_master(console[0])
-    return pid, master
+    return pid, master, pipes
+
+
+def foreground_pipes(record):
+    """The stdio Pipes of a foreground exec, owned by the container's
+    root as the container's own were (runc's HostRootUID)."""
+    from pyrunc.process.stdio import Pipes, host_root
+
+    pipes = Pipes()
+    linux = record.config.get("linux") or {}
+    ids = []
+    for key in ("uidMappings", "gidMappings"):
+        ids.append(host_root(
+            (m.get("containerID", 0), m.get("hostID", 0), m.get("size", 0))
+            for m in linux.get(key) or ()))
+    try:
+        if None not in ids:
+            pipes.give_to(*ids)
+    except BaseException:
+        pipes.close()
+        raise
+    return pipes
 
 
 def process_from_file(path):

@@ -27,19 +27,34 @@ def run(store, cid, bundle, *, detach=False, keep=False, **create_args):
     from pyrunc.container.start import start
 
     console = None
+    pipes = None
     if not detach:
         from pyrunc._native.launcher import set_child_subreaper, socketpair
+        from pyrunc.process.stdio import Pipes
 
         set_child_subreaper()
         if not create_args.get("console_socket"):
             # Used only if the process asks for a terminal.
             console = socketpair()
             create_args["console_fd"] = console[1]
+        # Used only if it does not.
+        pipes = Pipes()
+        create_args["stdio"] = pipes
     try:
         record = create(store, cid, bundle, detach=detach, **create_args)
+    except BaseException:
+        if pipes is not None:
+            pipes.close()
+        raise
     finally:
         if console is not None:
             os.close(console[1])
+    if pipes is not None:
+        if record.terminal:
+            pipes.close()
+            pipes = None
+        else:
+            pipes.close_child()
     master = None
     host = None
     try:
@@ -57,6 +72,8 @@ def run(store, cid, bundle, *, detach=False, keep=False, **create_args):
             os.close(host[0])
         if not keep:
             cleanup(store, cid)
+        if pipes is not None:
+            pipes.close()
         raise
     finally:
         if console is not None:
@@ -70,10 +87,15 @@ def run(store, cid, bundle, *, detach=False, keep=False, **create_args):
             status = relay(master, record.pid,
                            lambda: poll_exit(record.pid), console=host)
         else:
-            status = wait_for(record.pid)
+            status = wait_for(record.pid, pipes)
     finally:
         if not keep:
             cleanup(store, cid)
+        if pipes is not None:
+            # What the process wrote before it exited; the cleanup has
+            # killed anything else of the container that held the pipes.
+            pipes.drain()
+            pipes.close()
     return status
 
 
@@ -94,22 +116,37 @@ def exit_status(status):
     return 128 + os.WTERMSIG(status)
 
 
-def wait_for(pid):
-    """Forward signals to pid until it exits; return its exit status."""
+def wait_for(pid, pipes=None):
+    """Forward signals to pid until it exits; return its exit status.
+
+    With pipes (pyrunc.process.stdio.Pipes), relay its stdio meanwhile.
+    """
     previous = {}
     for sig in FORWARDED:
         previous[sig] = signal.signal(sig, lambda n, _f: forward(pid, n))
     try:
-        while True:
-            try:
-                got, status = os.waitpid(-1, 0)
-            except ChildProcessError:
-                return 0
-            if got == pid:
-                return exit_status(status)
+        if pipes is None:
+            return reap(pid)
+        exited = os.pidfd_open(pid)
+        try:
+            return pipes.relay(exited, lambda: reap(pid))
+        finally:
+            os.close(exited)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def reap(pid):
+    """Reap children (orphans come to a subreaper) until pid; return its
+    exit status."""
+    while True:
+        try:
+            got, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 0
+        if got == pid:
+            return exit_status(status)
 
 
 def forward(pid, signum):

@@ -75,11 +75,11 @@ class Options:
 
     __slots__ = ("cid", "bundle", "fifo_fd", "console_fd", "preserve_fds",
                  "no_pivot", "no_new_keyring", "cgroup_paths", "extra_env",
-                 "dmz_fd")
+                 "dmz_fd", "stdio")
 
     def __init__(self, cid, bundle, fifo_fd=-1, console_fd=-1,
                  preserve_fds=0, no_pivot=False, no_new_keyring=False,
-                 cgroup_paths=None, extra_env=None, dmz_fd=-1):
+                 cgroup_paths=None, extra_env=None, dmz_fd=-1, stdio=None):
         self.cid = cid
         self.bundle = bundle
         self.fifo_fd = fifo_fd
@@ -91,6 +91,9 @@ class Options:
         self.extra_env = extra_env or []
         # The sealed pyrunc-dmz memfd the process execs through (dmz.py).
         self.dmz_fd = dmz_fd
+        # The child's ends of a foreground run's stdio pipes, or None to
+        # inherit the runtime's (pyrunc.process.stdio).
+        self.stdio = stdio
 
 
 class Plan:
@@ -164,6 +167,7 @@ def build(spec, opts):
     rootfs = rootfs_path(spec, opts.bundle)
     linux = spec.linux
     process = spec.process
+    steps.extend(stdio_steps(process, opts, L))
     clone_flags, joins = namespace_plan(linux)
     joins_user = any(t == "user" for t, _ in joins)
     new_flags = clone_flags
@@ -819,6 +823,14 @@ def finish_rootfs_steps(spec, L):
     return steps
 
 
+def stdio_steps(process, opts, L):
+    """The pipes of a foreground process as its stdio, from the first
+    step on (a process with a terminal gets the pty instead)."""
+    if opts.stdio is None or (process is not None and process.terminal):
+        return []
+    return [(L.OP_STDIO, *opts.stdio)]
+
+
 def build_exec(process, joins, opts, rootfs, seccomp=None):
     """The plan of `exec`: join the container, then run process.
 
@@ -830,7 +842,7 @@ def build_exec(process, joins, opts, rootfs, seccomp=None):
     """
     from pyrunc._native import launcher as L
 
-    steps = []
+    steps = stdio_steps(process, opts, L)
     # The user namespace first, as runc does: the container's other
     # namespaces belong to it, and a rootless runtime has no capability
     # to join them but the ones it gets there.
