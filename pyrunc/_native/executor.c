@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -96,7 +97,24 @@ struct px_state {
 	char exe[4096];         /* PX_LOOKUP's result, used by PX_EXEC */
 	char *payload;          /* last bytes the parent sent at a sync */
 	size_t payload_len;
+	size_t payload_size;    /* of its mapping */
 };
+
+/*
+ * Memory for the child comes from mmap, never malloc: cloned from a
+ * threaded process (the library in a server or a benchmark), the child
+ * may inherit malloc's lock as another thread held it, and would wait
+ * for it forever. For the same reason the child forks with a raw clone
+ * (glibc's fork takes that lock) and reads directories with getdents64
+ * (opendir allocates).
+ */
+static void *child_alloc(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
 
 static void send_msg(struct px_state *st, int kind, int arg, int err,
 		     const char *op, const char *text)
@@ -402,96 +420,116 @@ static int open_target(struct px_state *st, const char *path, int host)
 	return open_in_root(st, path, O_PATH, 0);
 }
 
+static int copy_tree(int from, int to);
+
+/* Copy the entry n of directory from into to (tmpcopyup). */
+static int copy_entry(int from, int to, const char *n)
+{
+	struct stat sb;
+
+	if (fstatat(from, n, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		return -1;
+	if (S_ISDIR(sb.st_mode)) {
+		int a, b;
+
+		if (mkdirat(to, n, sb.st_mode & 07777) < 0 &&
+		    errno != EEXIST)
+			return -1;
+		a = openat(from, n, O_RDONLY | O_DIRECTORY |
+			   O_NOFOLLOW | O_CLOEXEC);
+		b = openat(to, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			   O_CLOEXEC);
+		if (a < 0 || b < 0 || copy_tree(a, b) < 0) {
+			if (a >= 0)
+				close(a);
+			if (b >= 0)
+				close(b);
+			return -1;
+		}
+		close(a);
+		close(b);
+	} else if (S_ISLNK(sb.st_mode)) {
+		char target[4096];
+		ssize_t len = readlinkat(from, n, target,
+					 sizeof(target) - 1);
+
+		if (len < 0)
+			return -1;
+		target[len] = '\0';
+		if (symlinkat(target, to, n) < 0)
+			return -1;
+	} else if (S_ISREG(sb.st_mode)) {
+		char buf[65536];
+		ssize_t r;
+		int a = openat(from, n, O_RDONLY | O_NOFOLLOW |
+			       O_CLOEXEC);
+		int b = openat(to, n, O_WRONLY | O_CREAT | O_EXCL |
+			       O_NOFOLLOW | O_CLOEXEC,
+			       sb.st_mode & 07777);
+
+		if (a < 0 || b < 0) {
+			if (a >= 0)
+				close(a);
+			if (b >= 0)
+				close(b);
+			return -1;
+		}
+		while ((r = read(a, buf, sizeof(buf))) > 0) {
+			if (write(b, buf, (size_t)r) != r) {
+				r = -1;
+				break;
+			}
+		}
+		close(a);
+		close(b);
+		if (r < 0)
+			return -1;
+	} else {
+		if (mknodat(to, n, sb.st_mode, sb.st_rdev) < 0)
+			return -1;
+	}
+	if (fchownat(to, n, sb.st_uid, sb.st_gid,
+		     AT_SYMLINK_NOFOLLOW) < 0)
+		return -1;
+	return 0;
+}
+
+/* getdents64's record. */
+struct px_dirent {
+	uint64_t ino;
+	int64_t off;
+	unsigned short reclen;
+	unsigned char type;
+	char name[];
+};
+
 /* Copy a directory tree from one fd to another (tmpcopyup). */
 static int copy_tree(int from, int to)
 {
-	DIR *dir;
-	struct dirent *de;
-	int dup_fd = dup(from);
+	char entries[4096] __attribute__((aligned(8)));
+	int dir = openat(from, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	long got;
 
-	if (dup_fd < 0)
+	if (dir < 0)
 		return -1;
-	dir = fdopendir(dup_fd);
-	if (!dir) {
-		close(dup_fd);
-		return -1;
-	}
-	while ((de = readdir(dir)) != NULL) {
-		struct stat sb;
-		const char *n = de->d_name;
+	while ((got = syscall(SYS_getdents64, dir, entries,
+			      sizeof(entries))) > 0) {
+		long pos = 0;
 
-		if (!strcmp(n, ".") || !strcmp(n, ".."))
-			continue;
-		if (fstatat(from, n, &sb, AT_SYMLINK_NOFOLLOW) < 0)
-			goto fail;
-		if (S_ISDIR(sb.st_mode)) {
-			int a, b;
+		while (pos < got) {
+			struct px_dirent *de = (void *)(entries + pos);
 
-			if (mkdirat(to, n, sb.st_mode & 07777) < 0 &&
-			    errno != EEXIST)
-				goto fail;
-			a = openat(from, n, O_RDONLY | O_DIRECTORY |
-				   O_NOFOLLOW | O_CLOEXEC);
-			b = openat(to, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-				   O_CLOEXEC);
-			if (a < 0 || b < 0 || copy_tree(a, b) < 0) {
-				if (a >= 0)
-					close(a);
-				if (b >= 0)
-					close(b);
-				goto fail;
+			pos += de->reclen;
+			if (!strcmp(de->name, ".") || !strcmp(de->name, ".."))
+				continue;
+			if (copy_entry(from, to, de->name) < 0) {
+				close(dir);
+				return -1;
 			}
-			close(a);
-			close(b);
-		} else if (S_ISLNK(sb.st_mode)) {
-			char target[4096];
-			ssize_t len = readlinkat(from, n, target,
-						 sizeof(target) - 1);
-
-			if (len < 0)
-				goto fail;
-			target[len] = '\0';
-			if (symlinkat(target, to, n) < 0)
-				goto fail;
-		} else if (S_ISREG(sb.st_mode)) {
-			char buf[65536];
-			ssize_t r;
-			int a = openat(from, n, O_RDONLY | O_NOFOLLOW |
-				       O_CLOEXEC);
-			int b = openat(to, n, O_WRONLY | O_CREAT | O_EXCL |
-				       O_NOFOLLOW | O_CLOEXEC,
-				       sb.st_mode & 07777);
-
-			if (a < 0 || b < 0) {
-				if (a >= 0)
-					close(a);
-				if (b >= 0)
-					close(b);
-				goto fail;
-			}
-			while ((r = read(a, buf, sizeof(buf))) > 0) {
-				if (write(b, buf, (size_t)r) != r) {
-					r = -1;
-					break;
-				}
-			}
-			close(a);
-			close(b);
-			if (r < 0)
-				goto fail;
-		} else {
-			if (mknodat(to, n, sb.st_mode, sb.st_rdev) < 0)
-				goto fail;
 		}
-		if (fchownat(to, n, sb.st_uid, sb.st_gid,
-			     AT_SYMLINK_NOFOLLOW) < 0)
-			goto fail;
 	}
-	closedir(dir);
-	return 0;
-fail:
-	closedir(dir);
-	return -1;
+	close(dir);
+	return got < 0 ? -1 : 0;
 }
 
 /* proc and sysfs: mounts whose targets runc never follows a symlink to. */
@@ -1385,9 +1423,9 @@ static void op_hook(struct px_state *st, const struct px_step *s)
 
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		fail(st, "pipe2", "pipe for hook `%s`", path);
-	pid = fork();
+	pid = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
 	if (pid < 0)
-		fail(st, "fork", "fork hook `%s`", path);
+		fail(st, "clone", "fork hook `%s`", path);
 	if (pid == 0) {
 		dup2(pipefd[0], 0);
 		execve(path, s->a[1].v, s->a[2].v);
@@ -1434,10 +1472,12 @@ static void op_sync(struct px_state *st, const struct px_step *s)
 	if (s->a[1].i && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		fail(st, "prctl", "make the child non-dumpable again");
 	if (n > 1) {
-		free(st->payload);
-		st->payload = malloc((size_t)n);
+		if (st->payload)
+			munmap(st->payload, st->payload_size);
+		st->payload = child_alloc((size_t)n);
 		if (!st->payload)
-			fail(st, "malloc", "sync payload");
+			fail(st, "mmap", "sync payload");
+		st->payload_size = (size_t)n;
 		memcpy(st->payload, buf + 1, (size_t)n - 1);
 		st->payload[n - 1] = '\0';
 		st->payload_len = (size_t)n - 1;
@@ -1730,9 +1770,9 @@ op_exec(struct px_state *st, const struct px_step *s)
 	}
 	while (argv[n])
 		n++;
-	dmz_argv = calloc(n + 3, sizeof(char *));
+	dmz_argv = child_alloc((n + 3) * sizeof(char *));
 	if (!dmz_argv)
-		fail(st, "calloc", "exec `%s`", st->exe);
+		fail(st, "mmap", "exec `%s`", st->exe);
 	dmz_argv[0] = "pyrunc-dmz";
 	dmz_argv[1] = st->exe;
 	memcpy(dmz_argv + 2, argv, n * sizeof(char *));
