@@ -505,6 +505,14 @@ def markdown(summary):
                      f"`{leak['path']}`")
     if len(summary["leaks"]) > 40:
         lines.append(f"- ... {len(summary['leaks']) - 40} more")
+    failed = scale_failures(summary["results"].get("scale") or {})
+    if failed:
+        lines += ["", f"{len(failed)} failed lifecycles in the scale "
+                  "runs:", ""]
+    for where, text in failed[:20]:
+        lines.append(f"- {where}: {text[:300]}")
+    if len(failed) > 20:
+        lines.append(f"- ... {len(failed) - 20} more")
     errors = summary["errors"]
     if errors:
         lines += ["", (f"{len(errors)} failed samples or clean-up errors "
@@ -517,6 +525,18 @@ def markdown(summary):
         lines.append(f"- ... {len(errors) - 20} more")
     lines.append("")
     return "\n".join(lines)
+
+
+def scale_failures(scale, where=()):
+    """(where, text) of each failure recorded in the scale results."""
+    found = []
+    for key, value in scale.items():
+        if not isinstance(value, dict):
+            continue
+        for text in value.get("failures") or ():
+            found.append((" / ".join(where + (key,)), str(text)))
+        found += scale_failures(value, where + (key,))
+    return found
 
 
 def _load(value):

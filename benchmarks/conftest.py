@@ -6,7 +6,9 @@ measures one thing and stores its figures in bench.results. At the end
 of the session the summary JSON, the markdown table and the plots are
 written to benchmarks/results/ (benchreport.py), and pytest-benchmark's
 own JSON goes to benchmarks/results/benchmark.json unless
---benchmark-json names another file.
+--benchmark-json names another file. A run of only some of the
+benchmarks (-k, -m, named files or tests) writes to
+benchmarks/results/partial/ instead, leaving the full report alone.
 
 `pytest tests` never sees this directory: the project's testpaths is
 tests/, and nothing there imports from here.
@@ -21,21 +23,47 @@ import pytest
 import benchlib
 import benchreport
 
-_STATE = {"bench": None, "summary": None, "started": None}
+_STATE = {"bench": None, "summary": None, "started": None, "partial": False}
 
 
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "bench_scale: scale benchmarks (many containers)")
     settings = benchlib.Settings()
+    _STATE["partial"] = is_partial(config)
     if config.getoption("benchmark_json", None) is None:
-        os.makedirs(settings.results, exist_ok=True)
-        config.option.benchmark_json = Path(settings.results,
-                                            "benchmark.json")
+        results = results_dir(settings)
+        os.makedirs(results, exist_ok=True)
+        config.option.benchmark_json = Path(results, "benchmark.json")
 
 
 def pytest_sessionstart(session):
     _STATE["started"] = time.time()
+
+
+def pytest_deselected(items):
+    if items:
+        _STATE["partial"] = True
+
+
+def is_partial(config):
+    """Whether only some of the benchmarks run: test files or tests
+    named rather than the directory, or -k or -m given."""
+    if config.option.keyword or config.option.markexpr:
+        return True
+    here = Path(__file__).parent.resolve()
+    for arg in config.args:
+        if "::" in arg or Path(arg).resolve() != here:
+            return True
+    return False
+
+
+def results_dir(settings):
+    """Where this session's reports go: a partial run must not replace
+    the full run's report."""
+    if _STATE["partial"]:
+        return os.path.join(settings.results, "partial")
+    return settings.results
 
 
 def pytest_collection_modifyitems(config, items):
@@ -82,7 +110,7 @@ def pytest_sessionfinish(session, exitstatus):
     if summary is None:
         return
     harness = _STATE["bench"]
-    paths = benchreport.write_all(summary, harness.settings.results,
+    paths = benchreport.write_all(summary, results_dir(harness.settings),
                                   install=harness.settings.install)
     _STATE["paths"] = paths
 
