@@ -15,6 +15,7 @@ import sys
 import click
 
 from pyrunc.cli import options
+from pyrunc.cli.goflag import PARSE_ERROR, go_bool
 from pyrunc.cli.options import COMMANDS, GLOBAL_OPTIONS, PROG, Invocation
 
 _DESCRIPTION = """\
@@ -95,9 +96,51 @@ class TableCommand(click.Command):
     by; runc refuses one option given by two names (`-c A --cap B`).
     """
 
+    table = None
+
     def parse_args(self, ctx, args):
         ctx.meta[_RAW_ARGS] = list(args)
+        args = plain_flags(ctx, args, self.table.options,
+                           self.table.rest is not None)
         return super().parse_args(ctx, args)
+
+
+def plain_flags(ctx, args, table_options, options_end_early):
+    """args with each boolean flag given a value, Go's way (--tty=false,
+    -d=true), spelt for click: the bare name when true, nothing when
+    false. Options end at "--" and, with options_end_early, at the
+    first positional argument."""
+    by_name = {name: opt for opt in table_options for name in opt.names}
+    out = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        index += 1
+        if arg == "--" or (options_end_early and not arg.startswith("-")):
+            out += args[index - 1:]
+            break
+        name, sep, value = arg.partition("=")
+        opt = by_name.get(name)
+        if opt is None or not arg.startswith("-"):
+            out.append(arg)
+            continue
+        if opt.flag and sep:
+            try:
+                if go_bool(value):
+                    out.append(name)
+            except ValueError:
+                from pyrunc.log import go_quote
+
+                raise click.UsageError(
+                    f"invalid boolean value {go_quote(value)} for "
+                    f"-{name.lstrip('-')}: {PARSE_ERROR}", ctx) from None
+            continue
+        out.append(arg)
+        if not opt.flag and not sep and index < len(args):
+            # Its value, which may look like anything.
+            out.append(args[index])
+            index += 1
+    return out
 
 
 def _names_used(cmd, args):
@@ -157,10 +200,12 @@ def _command(cmd):
         # Options end at the first positional argument (runc's
         # SkipArgReorder): what follows the id belongs to another program.
         settings["allow_interspersed_args"] = False
-    return TableCommand(
+    command = TableCommand(
         cmd.name, callback=callback, params=params, help=cmd.description
         or cmd.help, short_help=cmd.help, context_settings=settings,
         no_args_is_help=False)
+    command.table = cmd
+    return command
 
 
 class LazyGroup(click.Group):
@@ -174,6 +219,11 @@ class LazyGroup(click.Group):
         if cmd is None:
             return None
         return _command(cmd)
+
+    def parse_args(self, ctx, args):
+        # The global options end at the command's name.
+        args = plain_flags(ctx, args, GLOBAL_OPTIONS, True)
+        return super().parse_args(ctx, args)
 
     def resolve_command(self, ctx, args):
         name = args[0]

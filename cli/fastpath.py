@@ -5,8 +5,9 @@ managers call the runtime with simple, well-formed argv, so this parser
 accepts exactly those forms, reading the same table (cli/options.py) as
 the click application:
 
-    [--global value | --global=value | --flag]... COMMAND
-        ([--opt value | --opt=value | -o value | --flag | -f] | ARG)...
+    [--global value | --global=value | --flag[=bool]]... COMMAND
+        ([--opt value | --opt=value | -o value | --flag[=bool] | -f[=bool]]
+         | ARG)...
 
 Options may be repeated (the last value wins, or, for a repeatable
 option, all are kept). For a command with trailing arguments (`exec`,
@@ -20,6 +21,7 @@ returns None and goes to click, which owns the error messages. A test
 runs both parsers over the same argv corpus and compares results.
 """
 
+from pyrunc.cli.goflag import go_bool
 from pyrunc.cli.options import COMMANDS, GLOBAL_OPTIONS, Invocation
 from pyrunc.cli.options import bind_args, check_args, global_defaults
 from pyrunc.cli.options import option_defaults, two_forms
@@ -78,14 +80,22 @@ def _take_options(by_name, argv, index, values, used, stop):
             return index
         name, sep, value = arg.partition("=")
         opt = by_name.get(name)
-        # "-b=x" means the value "=x" to click; leave such oddities to it.
-        if opt is None or (sep and not name.startswith("--")):
+        if opt is None:
+            return None
+        # "-b=x" means the value "=x" to click; leave such oddities to
+        # it. A flag is different: Go's flag package reads "-t=false"
+        # and "--tty=false" alike, and so does runc.
+        if sep and not name.startswith("--") and not opt.flag:
             return None
         used.add(name)
         if opt.flag:
             if sep:
-                return None
-            values[opt.dest] = True
+                try:
+                    values[opt.dest] = go_bool(value)
+                except ValueError:
+                    return None
+            else:
+                values[opt.dest] = True
             index += 1
         else:
             if not sep:

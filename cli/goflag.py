@@ -1,8 +1,9 @@
 """Option values parsed the way runc's Go flag package parses them.
 
 runc reads integers with strconv.ParseInt(s, 0, 64) (so "0x10" and "010"
-are 16 and 8), slices of integers in base 10, and durations with
-time.ParseDuration ("5s", "1m30s", "250ms"). The converters below accept
+are 16 and 8), slices of integers in base 10, durations with
+time.ParseDuration ("5s", "1m30s", "250ms"), and the value of a boolean
+flag written --name=value with strconv.ParseBool ("false", "0", "T"). The converters below accept
 exactly those spellings and raise ValueError with the reason runc gives
 after `invalid value "X" for flag -NAME: `, so that both of pyrunc's
 parsers (cli/fastpath.py and cli/app.py) take the same values.
@@ -32,6 +33,27 @@ _UNITS = {
     "m": 60 * 1000 ** 3,
     "h": 3600 * 1000 ** 3,
 }
+
+
+_BOOLS = {
+    "1": True, "t": True, "T": True, "TRUE": True, "true": True,
+    "True": True,
+    "0": False, "f": False, "F": False, "FALSE": False, "false": False,
+    "False": False,
+}
+
+
+def go_bool(text):
+    """Parse the value of a boolean flag given as --name=value:
+    strconv.ParseBool(text).
+
+    >>> go_bool("false"), go_bool("T"), go_bool("1")
+    (False, True, True)
+    """
+    try:
+        return _BOOLS[text]
+    except KeyError:
+        raise ValueError(PARSE_ERROR) from None
 
 
 def go_int(text):

@@ -92,6 +92,13 @@ ACCEPTED = [
      "--memory-reservation", "1m", "--cpu-rt-period", "1",
      "--cpu-rt-runtime", "1", "--l3-cache-schema", "L3:0=f",
      "--mem-bw-schema", "MB:0=70", "c1"],
+    # Go's flag package takes a boolean flag's value after "=".
+    ["delete", "--force=true", "c1"],
+    ["delete", "--force=false", "c1"],
+    ["exec", "--tty=false", "-d=1", "c1", "true"],
+    ["exec", "-t=F", "c1", "sh", "--tty=true"],
+    ["--debug=false", "--systemd-cgroup=0", "state", "c1"],
+    ["list", "--quiet=T"],
 ]
 
 DECLINED = [
@@ -114,7 +121,6 @@ DECLINED = [
     ["create", "--preserve-fds", "x", "c1"],
     ["create", "--preserve-fds", "-1", "c1"],
     ["create", "-b=/b", "c1"],
-    ["delete", "--force=true", "c1"],
     ["state", "-"],
     ["--root"],
     ["--root", "--debug", "state", "c"],
@@ -316,6 +322,24 @@ class TestShapes:
         assert "--memory-swap" in out
         inv = click_parse(["update", "--kernel-memory", "1m", "c"])
         assert inv.params["kernel_memory"] == "1m"
+
+
+def test_boolean_flag_values():
+    fast = fastpath.parse(["exec", "--tty=false", "-d=1", "c1", "sh",
+                           "--tty=true"])
+    assert fast.params["tty"] is False
+    assert fast.params["detach"] is True
+    assert fast.params["command"] == ("sh", "--tty=true")
+    assert fastpath.parse(["--debug=false", "state", "c1"]).globals[
+        "debug"] is False
+
+
+def test_bad_boolean_flag_worded_like_go(capfd):
+    assert fastpath.parse(["delete", "--force=maybe", "c1"]) is None
+    assert click_parse(["delete", "--force=maybe", "c1"]) == 1
+    err = capfd.readouterr().err
+    assert 'invalid boolean value \\"maybe\\" for -force: parse error' \
+        in err, err
 
 
 def test_check_args_wording():
