@@ -694,7 +694,9 @@ def plot_memory(summary, plt):
     ax.set_xticklabels(RSS_COMMANDS + ("run",))
     ax.set_ylabel("MiB")
     ax.set_title("peak RSS of the runtime process")
-    ax.legend()
+    # Room above the bars for the legend, which would hide the last.
+    ax.set_ylim(top=ax.get_ylim()[1] * 1.25)
+    ax.legend(loc="upper center", ncol=len(cli))
     charged = memory.get("charged") or {}
     floors = memory.get("floor") or {}
     for ax, title, values in (
