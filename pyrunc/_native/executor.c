@@ -1961,6 +1961,48 @@ static void run_step(struct px_state *st, const struct px_step *s)
 	}
 }
 
+/*
+ * Until execve, /proc/<pid>/cmdline of the child is the runtime's own
+ * command line, host paths included (--root, the bundle), and anyone in
+ * the container's pid namespace may read it: dumpable or not. Overwrite
+ * it in the child's copy of the memory, and the name too, as runc's
+ * child shows "runc init". Best effort: the kernel says where the
+ * arguments lie in /proc/self/stat (fields 48 and 49, Linux 3.5).
+ */
+static void hide_cmdline(void)
+{
+	static const char title[] = "pyrunc init";
+	char stat[2048];
+	unsigned long start = 0, end = 0;
+	const char *p;
+	ssize_t n;
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	int field;
+
+	prctl(PR_SET_NAME, "pyrunc:init", 0, 0, 0);
+	if (fd < 0)
+		return;
+	n = read(fd, stat, sizeof(stat) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	stat[n] = '\0';
+	/* The name, field 2, may hold spaces and parentheses. */
+	p = strrchr(stat, ')');
+	for (field = 2; p && field < 49; field++) {
+		p = strchr(p + 1, ' ');
+		if (p && field + 1 == 48)
+			start = strtoul(p + 1, NULL, 10);
+		if (p && field + 1 == 49)
+			end = strtoul(p + 1, NULL, 10);
+	}
+	if (!start || end <= start)
+		return;
+	memset((void *)start, 0, end - start);
+	memcpy((void *)start, title,
+	       end - start < sizeof(title) ? end - start - 1 : sizeof(title));
+}
+
 static void __attribute__((noreturn)) run_plan(const struct px_plan *plan)
 {
 	struct px_state st;
@@ -1984,6 +2026,7 @@ static void __attribute__((noreturn)) run_plan(const struct px_plan *plan)
 	 */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		fail(&st, "prctl", "make the runtime's child non-dumpable");
+	hide_cmdline();
 	for (i = 0; i < plan->nsteps; i++) {
 		st.step = i;
 		if (plan->steps[i].op == PX_READY)

@@ -227,6 +227,26 @@ class TestRuntimeChildUnreachable:
         assert "resolved" not in seen, seen
         assert "opened" not in seen, seen
 
+    def test_created_init_shows_no_host_paths(self, rt, tmp_path, request):
+        # Its command line, which /proc shows whatever the dumpable
+        # flag, is the runtime's until execve: --root and the bundle
+        # are host paths. It reads "pyrunc init", as runc's "runc init".
+        bundle = st.new_bundle(tmp_path, "b", request)
+        st.set_args(bundle, "true")
+        bundle.save()
+        rt("create", "--bundle", bundle, "quiet", check=True)
+        pid = st.init_pid(rt, "quiet")
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read()
+        finally:
+            st.delete(rt, "quiet")
+        assert cmdline.rstrip(b"\0") == b"pyrunc init", cmdline
+        assert str(tmp_path).encode() not in cmdline
+        assert comm == "pyrunc:init\n"
+
 
 def test_trampoline_leaves_no_trace(rt, tmp_path, request):
     """After pyrunc-dmz, the process is the program, as with runc.
