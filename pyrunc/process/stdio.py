@@ -112,10 +112,18 @@ class Pipes:
                             reading_stdin = True
 
     def drain(self):
-        """Copy what is left of the output, up to the end of each pipe."""
-        for fd in list(self.outputs):
-            while self._copy_out(fd, _IN):
-                pass
+        """Copy what is left of the output, up to the end of each pipe.
+
+        Both at once: a process left behind that holds stdout open while
+        it fills stderr would otherwise wait on us as we wait on it.
+        """
+        poller = select.poll()
+        for fd in self.outputs:
+            poller.register(fd, _IN)
+        while self.outputs:
+            for fd, events in poller.poll():
+                if fd in self.outputs and not self._copy_out(fd, events):
+                    poller.unregister(fd)
 
     def _copy_out(self, fd, events):
         """Copy one read's worth from fd; False (and fd closed) at its
