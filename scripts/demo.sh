@@ -24,7 +24,10 @@ if command -v runc >/dev/null; then
     root=$(mktemp -d)
     trap 'rm -rf "$root"' EXIT
     echo
-    echo "\$ runc run -b $BUNDLE $CID    # the same bundle, for comparison"
-    runc --root "$root" run -b "$BUNDLE" "$CID" </dev/null || true
+    echo "\$ runc --root $root run -b $BUNDLE $CID    # the same bundle"
+    runc_status=0
+    runc --root "$root" run -b "$BUNDLE" "$CID" </dev/null \
+        || runc_status=$?
+    echo "(exit status $runc_status)"
 fi
 exit "$status"
