@@ -44,10 +44,10 @@ PAUSE_SOURCE = f"{PAUSE_DIR}/pause.c"
 PAUSE_NAME = "pyrunc-pause"
 PAUSE_FLAGS = ["-Os", "-static", "-s", "-Wall"]
 
-# pyrunc-prewarm: takes the cgroup attach lock early (see
-# pyrunc/process/prewarm.py). Static, so that it starts in microseconds.
+# pyrunc-prewarm: keeps the cgroup attach lock warm (see
+# pyrunc/process/prewarm.py). Freestanding too: it starts in microseconds.
 PREWARM_NAME = "pyrunc-prewarm"
-PREWARM_FLAGS = ["-Os", "-static", "-s", "-Wall"]
+PREWARM_FLAGS = DMZ_FLAGS + ["-Wall"]
 
 # (directory, program, compiler flags, source)
 PROGRAMS = [

@@ -49,6 +49,11 @@ def exit_now(status):
     handler and leaves no buffered file but stdout and stderr, which are
     flushed here. A failed flush exits 120, as the interpreter does.
     """
+    prewarm = sys.modules.get("pyrunc.process.prewarm")
+    if prewarm is not None:
+        # A helper the command did not stop (entry.c guessed wrong, or
+        # it failed early) would outlive us as a zombie.
+        prewarm.finish()
     try:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -136,9 +136,12 @@ install_project() {
 }
 
 # pip's console script runs site, which with an editable install imports
-# setuptools' path finder: about 11 ms on every command. The launcher runs
-# the real interpreter with -I -S and puts the source tree and the venv's
-# site-packages on sys.path itself (2 ms). pyrunc.cli lives in cli/; a
+# setuptools' path finder: about 11 ms on every command. Instead,
+# .venv/bin/pyrunc is a small static program (pyrunc/_native/entry.c)
+# that execs the real interpreter with -I -S on a launcher script, which
+# puts the source tree and the venv's site-packages on sys.path itself
+# (2 ms). For create, run and exec the program first starts the cgroup
+# attach helper, so that the kernel's wait overlaps with Python's start. pyrunc.cli lives in cli/; a
 # directory holding only a link to it is added to pyrunc's __path__ so
 # that nothing else of the checkout becomes importable.
 #
@@ -149,14 +152,16 @@ install_project() {
 # (pyrunc/codeimage.py) rather than a search and a file each.
 write_launcher() {
     local launcher=$VENV/bin/pyrunc site shim=$VENV/lib/pyrunc-cli
-    local image=$VENV/lib/pyrunc.image
+    local image=$VENV/lib/pyrunc.image script=$VENV/lib/pyrunc-launcher.py
+    local python cc
+    python=$(readlink -f "$PY")
     site=$("$PY" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
     mkdir -p "$shim"
     ln -sfn "$REPO/cli" "$shim/cli"
     "$PY" -X no_debug_ranges -m pyrunc.codeimage "$image" \
         "pyrunc=$REPO/pyrunc" "pyrunc.cli=$shim/cli" | sed 's/^/setup: /'
-    cat >"$launcher.tmp" <<LAUNCHER
-#!$(readlink -f "$PY") -IS
+    cat >"$script.tmp" <<LAUNCHER
+#!$python -IS
 """pyrunc: written by scripts/setup.sh; see write_launcher there."""
 import gc
 import sys
@@ -170,14 +175,31 @@ sys.path.append("$site")
 from pyrunc import codeimage  # noqa: E402
 
 codeimage.install("$image")
+import os  # noqa: E402
+
 import pyrunc  # noqa: E402
 
 pyrunc.__path__.append("$shim")
+# The cgroup-attach helper that the entry program forked (entry.c).
+prewarm = os.environ.pop("PYRUNC_PREWARM", "")
+if prewarm:
+    from pyrunc.process.prewarm import adopt
+
+    adopt(prewarm)
 from pyrunc.cli.main import main  # noqa: E402
 
 main()
 LAUNCHER
-    chmod 755 "$launcher.tmp"
+    chmod 755 "$script.tmp"
+    mv "$script.tmp" "$script"
+    # The entry program execs "$python -IS $script"; see entry.c.
+    cc=${CC:-cc}
+    # Freestanding, as setup.py builds pyrunc-dmz and pyrunc-prewarm.
+    $cc -Os -nostdlib -static -ffreestanding -fno-stack-protector \
+        -fno-asynchronous-unwind-tables -fno-pie -no-pie -s \
+        -Wl,--build-id=none -Wl,-z,noexecstack -Wall -Werror \
+        -DPYRUNC_PYTHON="\"$python\"" -DPYRUNC_SCRIPT="\"$script\"" \
+        -o "$launcher.tmp" "$REPO/pyrunc/_native/entry.c"
     mv "$launcher.tmp" "$launcher"
 }
 

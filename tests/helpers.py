@@ -166,6 +166,21 @@ def pyrunc_argv():
     return None
 
 
+def pyrunc_script(path):
+    """The Python launcher script behind the CLI at path.
+
+    setup.sh installs a small entry program (pyrunc/_native/entry.c) as
+    .venv/bin/pyrunc, which execs the interpreter on
+    .venv/lib/pyrunc-launcher.py; any other path is taken for a launcher
+    script itself.
+    """
+    path = Path(path).resolve()
+    with open(path, "rb") as f:
+        if f.read(4) != b"\x7fELF":
+            return path
+    return path.parent.parent / "lib" / "pyrunc-launcher.py"
+
+
 class Runtime:
     """Runs one runtime binary with its own --root.
 

@@ -62,7 +62,7 @@ def interpreter(tmp_path):
 def rt_on_copy(rt, interpreter, tmp_path):
     """The runtime under attack, running on the interpreter copy."""
     path, _ = interpreter
-    launcher = rt.argv[-1]
+    launcher = str(helpers.pyrunc_script(rt.argv[-1]))
     other = helpers.Runtime("pyrunc", [str(path), "-IS", launcher], rt.root)
     return other
 

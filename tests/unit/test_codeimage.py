@@ -162,7 +162,7 @@ def test_the_launcher_image_is_fresh():
     launcher = helpers.pyrunc_argv()
     if launcher is None:
         pytest.skip("no installed pyrunc launcher")
-    text = open(launcher[0]).read()
+    text = helpers.pyrunc_script(launcher[0]).read_text()
     if "codeimage.install(" not in text:
         pytest.skip("launcher without a code image (not from setup.sh)")
     path = text.split('codeimage.install("', 1)[1].split('"', 1)[0]
