@@ -66,6 +66,19 @@ static int attaches(long argc, char **argv)
 	return 0;
 }
 
+/* Move *fd to 3 or above; returns -1 on failure (*fd is then -1). */
+static int above_stdio(int *fd)
+{
+	long moved;
+
+	if (*fd > 2)
+		return 0;
+	moved = sys3(SYS_FCNTL, *fd, NL_F_DUPFD, 3);
+	sys3(SYS_CLOSE, *fd, 0, 0);
+	*fd = (int)moved;
+	return moved < 0 ? -1 : 0;
+}
+
 /* Fork the helper; return its "PYRUNC_PREWARM=PID,FD", or NULL. */
 static char *start_helper(void)
 {
@@ -76,6 +89,13 @@ static char *start_helper(void)
 
 	if (sys3(SYS_PIPE2, (long)stop, 0, 0) < 0)
 		return NULL;
+	/* Should the caller have closed stdin, stdout or stderr, the pipe
+	 * must not take their place in the interpreter. */
+	if (above_stdio(&stop[0]) < 0 || above_stdio(&stop[1]) < 0) {
+		sys3(SYS_CLOSE, stop[0], 0, 0);
+		sys3(SYS_CLOSE, stop[1], 0, 0);
+		return NULL;
+	}
 	pid = nl_fork();
 	if (pid == 0) {
 		/* Hold nothing of the caller's, such as a pipe it waits on

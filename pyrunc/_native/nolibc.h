@@ -17,6 +17,7 @@
 #define SYS_WRITE 1
 #define SYS_CLOSE 3
 #define SYS_CLONE 56
+#define SYS_FCNTL 72
 #define SYS_EXECVE 59
 #define SYS_EXIT 60
 #define SYS_EXIT_GROUP 231
@@ -49,6 +50,7 @@ static long sys6(long nr, long a, long b, long c, long d, long e, long f)
 		"	call " #fn "\n"					\
 		"	hlt\n")
 #elif defined(__aarch64__)
+#define SYS_FCNTL 25
 #define SYS_CLOSE 57
 #define SYS_PIPE2 59
 #define SYS_READ 63
@@ -95,6 +97,7 @@ static long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define NL_O_RDONLY 0
 #define NL_O_WRONLY 1
 #define NL_O_CLOEXEC 02000000
+#define NL_F_DUPFD 0
 #define NL_POLLIN 1
 #define NL_SIGCHLD 17
 

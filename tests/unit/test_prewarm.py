@@ -167,6 +167,18 @@ def test_the_helper_holds_none_of_the_callers_descriptors(entry):
     assert time.monotonic() - started < 0.8
 
 
+def test_the_stop_pipe_never_takes_the_place_of_stdio(entry):
+    # A caller that closed stdin and stderr: the interpreter must not
+    # find the pipe as either.
+    done = subprocess.run(
+        ["sh", "-c", 'exec <&- 2>&- "$0" run id', str(entry)],
+        capture_output=True, text=True, timeout=10)
+    lines = dict(line.split(": ", 1) for line in done.stdout.splitlines())
+    fd = int(lines["env"].split(",")[1])
+    assert fd > 2
+    assert lines["fd"].startswith("pipe:")
+
+
 def test_the_installed_cli_is_the_entry_program():
     cli = Path(sys.executable).parent / "pyrunc"
     if not cli.exists():
