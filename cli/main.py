@@ -54,11 +54,15 @@ def exit_now(status):
         # A helper the command did not stop (entry.c guessed wrong, or
         # it failed early) would outlive us as a zombie.
         prewarm.finish()
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        status = status or 120
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None:
+            # Closed by the caller (without the entry program, which
+            # opens /dev/null there): nothing was written.
+            continue
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            status = status or 120
     if status is None:
         status = 0
     os._exit(status & 0xFF if isinstance(status, int) else 1)

@@ -66,6 +66,21 @@ static int attaches(long argc, char **argv)
 	return 0;
 }
 
+/* Open /dev/null on whichever of fds 0, 1 and 2 the caller closed, as
+ * a Go program's runtime does: else the first files the runtime opens
+ * (its code image, a container's lock) would take their places and be
+ * handed to the container's process as its stdio. */
+static void open_stdio(void)
+{
+	int fd;
+
+	for (fd = 0; fd < 3; fd++) {
+		if (sys3(SYS_FCNTL, fd, NL_F_GETFD, 0) >= 0)
+			continue;
+		sys3(SYS_OPENAT, NL_AT_FDCWD, (long)"/dev/null", NL_O_RDWR);
+	}
+}
+
 /* Move *fd to 3 or above; returns -1 on failure (*fd is then -1). */
 static int above_stdio(int *fd)
 {
@@ -77,6 +92,39 @@ static int above_stdio(int *fd)
 	sys3(SYS_CLOSE, *fd, 0, 0);
 	*fd = (int)moved;
 	return moved < 0 ? -1 : 0;
+}
+
+/* Write "what: reason" to stderr, for the errors execve can give. */
+static void report(const char *what, long errnum)
+{
+	static const struct {
+		long errnum;
+		const char *text;
+	} reasons[] = {
+		{ 2, "no such file or directory" },
+		{ 7, "argument list too long" },
+		{ 8, "exec format error" },
+		{ 12, "cannot allocate memory" },
+		{ 13, "permission denied" },
+	};
+	char line[512];
+	size_t pos = 0, i;
+	const char *reason = NULL;
+
+	line[0] = '\0';
+	for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (reasons[i].errnum == errnum)
+			reason = reasons[i].text;
+	nl_append(line, sizeof(line), &pos, what);
+	nl_append(line, sizeof(line), &pos, ": ");
+	if (reason) {
+		nl_append(line, sizeof(line), &pos, reason);
+	} else {
+		nl_append(line, sizeof(line), &pos, "errno ");
+		nl_append_uint(line, sizeof(line), &pos, errnum);
+	}
+	nl_append(line, sizeof(line), &pos, "\n");
+	sys3(SYS_WRITE, 2, (long)line, (long)pos);
 }
 
 /* Fork the helper; return its "PYRUNC_PREWARM=PID,FD", or NULL. */
@@ -122,12 +170,11 @@ static char *start_helper(void)
 
 __attribute__((used, noreturn)) void entry_main(long *sp)
 {
-	static const char failed[] = "pyrunc: cannot execute " PYRUNC_PYTHON
-				     "\n";
+	static const char failed[] = "pyrunc: cannot execute " PYRUNC_PYTHON;
 	long argc = sp[0];
 	char **argv = (char **)(sp + 1);
 	char **envp = argv + argc + 1;
-	long envc = 0, i, n = 0;
+	long envc = 0, i, n = 0, err;
 
 	while (envp[envc])
 		envc++;
@@ -135,6 +182,7 @@ __attribute__((used, noreturn)) void entry_main(long *sp)
 	char *args[argc + 3];
 	char *env[envc + 2];
 
+	open_stdio();
 	/* The caller's environment, without a PYRUNC_PREWARM of its own. */
 	for (i = 0; i < envc; i++)
 		if (!nl_startswith(envp[i], ENV_PREFIX))
@@ -153,7 +201,7 @@ __attribute__((used, noreturn)) void entry_main(long *sp)
 	for (i = 1; i < argc; i++)
 		args[n++] = argv[i];
 	args[n] = NULL;
-	sys3(SYS_EXECVE, (long)args[0], (long)args, (long)env);
-	sys3(SYS_WRITE, 2, (long)failed, sizeof(failed) - 1);
+	err = sys3(SYS_EXECVE, (long)args[0], (long)args, (long)env);
+	report(failed, -err);
 	nl_exit(127);
 }

@@ -16,6 +16,7 @@
 #define SYS_READ 0
 #define SYS_WRITE 1
 #define SYS_CLOSE 3
+#define SYS_GETPID 39
 #define SYS_CLONE 56
 #define SYS_FCNTL 72
 #define SYS_EXECVE 59
@@ -59,6 +60,7 @@ static long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define SYS_PPOLL 73
 #define SYS_EXIT 93
 #define SYS_EXIT_GROUP 94
+#define SYS_GETPID 172
 #define SYS_CLONE 220
 #define SYS_EXECVE 221
 
@@ -96,8 +98,10 @@ static long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define NL_AT_FDCWD (-100)
 #define NL_O_RDONLY 0
 #define NL_O_WRONLY 1
+#define NL_O_RDWR 2
 #define NL_O_CLOEXEC 02000000
 #define NL_F_DUPFD 0
+#define NL_F_GETFD 1
 #define NL_POLLIN 1
 #define NL_SIGCHLD 17
 

@@ -36,16 +36,50 @@ struct nl_timespec {
 	long nsec;
 };
 
+/* Does the cgroup.procs file open at fd list this process? */
+static int prewarm_lists_me(int fd)
+{
+	static char buf[16384];
+	long me = sys3(SYS_GETPID, 0, 0, 0);
+	long pid = 0, n, i;
+
+	while ((n = sys3(SYS_READ, fd, (long)buf, sizeof(buf))) > 0) {
+		for (i = 0; i < n; i++) {
+			if (buf[i] >= '0' && buf[i] <= '9') {
+				pid = pid * 10 + (buf[i] - '0');
+				continue;
+			}
+			if (pid == me)
+				return 1;
+			pid = 0;
+		}
+	}
+	return pid == me;
+}
+
+/* Open a + b + c + "/cgroup.procs" for writing if this process is in
+ * that cgroup. Under a cgroup namespace /proc/self/cgroup names paths
+ * from the namespace's root, which need not be the root of the mount
+ * under /sys/fs/cgroup: "0" written there would move the helper. */
 static int prewarm_open_procs(const char *a, const char *b, const char *c)
 {
 	char path[4096];
 	size_t pos = 0;
+	int fd, listed;
 
 	path[0] = '\0';
 	if (nl_append(path, sizeof(path), &pos, a) < 0 ||
 	    nl_append(path, sizeof(path), &pos, b) < 0 ||
 	    nl_append(path, sizeof(path), &pos, c) < 0 ||
 	    nl_append(path, sizeof(path), &pos, "/cgroup.procs") < 0)
+		return -1;
+	fd = (int)sys3(SYS_OPENAT, NL_AT_FDCWD, (long)path,
+		       NL_O_RDONLY | NL_O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	listed = prewarm_lists_me(fd);
+	sys3(SYS_CLOSE, fd, 0, 0);
+	if (!listed)
 		return -1;
 	return (int)sys3(SYS_OPENAT, NL_AT_FDCWD, (long)path,
 			 NL_O_WRONLY | NL_O_CLOEXEC);

@@ -25,6 +25,7 @@ unusual mounts) changes nothing: the attach pays the wait itself.
 """
 
 import os
+import stat
 
 PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "_native",
                     "pyrunc-prewarm")
@@ -58,6 +59,11 @@ def adopt(value):
     global _helper, _stop
     try:
         pid, fd = (int(part) for part in value.split(","))
+        # Only a child of ours and a pipe: the launcher script can be
+        # run without the entry program, with any environment.
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return
         # Not for the container's process or any other child.
         os.set_inheritable(fd, False)
     except (ValueError, OSError):

@@ -86,12 +86,34 @@ def test_adopt_ignores_a_malformed_value(value):
     assert prewarm._stop == -1
 
 
+def test_adopt_takes_only_a_child_and_a_pipe(tmp_path):
+    # The launcher script run directly, with a PYRUNC_PREWARM of the
+    # caller's: neither someone else's process nor a file of ours.
+    read_end, write_end = os.pipe()
+    other = subprocess.Popen(["sleep", "5"])
+    try:
+        with open(tmp_path / "file", "w") as f:
+            for value in (f"1,{write_end}", f"{other.pid},{f.fileno()}"):
+                prewarm.adopt(value)
+                assert prewarm._helper == 0
+                assert prewarm._stop == -1
+            os.fstat(write_end)
+        # A child, but not the helper's kind of descriptor: untouched.
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+        os.close(read_end)
+        os.close(write_end)
+
+
 # --- the entry program
 
 SHOW = """#!/bin/sh
 # Stands in for the interpreter: what would Python have been given?
 echo "args: $*"
 echo "env: ${PYRUNC_PREWARM-none}"
+echo "stdio: $(readlink /proc/$$/fd/0) $(readlink /proc/$$/fd/2)"
 if [ -n "$PYRUNC_PREWARM" ]; then
     pid=${PYRUNC_PREWARM%,*}
     fd=${PYRUNC_PREWARM#*,}
@@ -177,6 +199,29 @@ def test_the_stop_pipe_never_takes_the_place_of_stdio(entry):
     fd = int(lines["env"].split(",")[1])
     assert fd > 2
     assert lines["fd"].startswith("pipe:")
+    # /dev/null where the caller had closed them, as runc's Go runtime
+    # does: else the runtime's first files would become the container's
+    # stdio.
+    assert lines["stdio"] == "/dev/null /dev/null"
+
+
+def test_the_entry_says_why_the_interpreter_did_not_start(tmp_path):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    program = tmp_path / "pyrunc"
+    subprocess.run(
+        [cc, "-Os", "-nostdlib", "-static", "-ffreestanding",
+         "-fno-stack-protector", "-fno-pie", "-no-pie", "-Wall", "-Werror",
+         '-DPYRUNC_PYTHON="/nonexistent/python"',
+         '-DPYRUNC_SCRIPT="/the/script"',
+         "-o", str(program), str(NATIVE / "entry.c")],
+        check=True)
+    done = subprocess.run([str(program), "state", "x"],
+                          capture_output=True, text=True, timeout=10)
+    assert done.returncode == 127
+    assert done.stderr == ("pyrunc: cannot execute /nonexistent/python: "
+                           "no such file or directory\n")
 
 
 def test_the_installed_cli_is_the_entry_program():
