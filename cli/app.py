@@ -15,7 +15,7 @@ import sys
 import click
 
 from pyrunc.cli import options
-from pyrunc.cli.goflag import PARSE_ERROR, go_bool
+from pyrunc.cli.goflag import PARSE_ERROR, find_option, go_bool
 from pyrunc.cli.options import COMMANDS, GLOBAL_OPTIONS, PROG, Invocation
 
 _DESCRIPTION = """\
@@ -108,7 +108,8 @@ class TableCommand(click.Command):
 def plain_flags(ctx, args, table_options, options_end_early):
     """args with each boolean flag given a value, Go's way (--tty=false,
     -d=true), spelt for click: the bare name when true, nothing when
-    false. Options end at "--" and, with options_end_early, at the
+    false; and each option named Go's way (-root, --b) by the name click
+    knows. Options end at "--" and, with options_end_early, at the
     first positional argument."""
     by_name = {name: opt for opt in table_options for name in opt.names}
     out = []
@@ -120,10 +121,11 @@ def plain_flags(ctx, args, table_options, options_end_early):
             out += args[index - 1:]
             break
         name, sep, value = arg.partition("=")
-        opt = by_name.get(name)
+        opt, name = find_option(by_name, name)
         if opt is None or not arg.startswith("-"):
             out.append(arg)
             continue
+        arg = name + sep + value
         if opt.flag and sep:
             try:
                 if go_bool(value):

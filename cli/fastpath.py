@@ -21,7 +21,7 @@ returns None and goes to click, which owns the error messages. A test
 runs both parsers over the same argv corpus and compares results.
 """
 
-from pyrunc.cli.goflag import go_bool
+from pyrunc.cli.goflag import find_option, go_bool
 from pyrunc.cli.options import COMMANDS, GLOBAL_OPTIONS, Invocation
 from pyrunc.cli.options import bind_args, check_args, global_defaults
 from pyrunc.cli.options import option_defaults, two_forms
@@ -79,7 +79,7 @@ def _take_options(by_name, argv, index, values, used, stop):
         if not arg.startswith("-"):
             return index
         name, sep, value = arg.partition("=")
-        opt = by_name.get(name)
+        opt, name = find_option(by_name, name)
         if opt is None:
             return None
         # "-b=x" means the value "=x" to click; leave such oddities to

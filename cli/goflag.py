@@ -43,6 +43,32 @@ _BOOLS = {
 }
 
 
+def find_option(by_name, name):
+    """Return (option, name as registered) for a flag's name, or
+    (None, name).
+
+    Go's flag package reads -name and --name alike, so runc takes
+    -root, -bundle and --b for --root, --bundle and -b.
+
+    >>> table = {"--root": "R", "-b": "B"}
+    >>> find_option(table, "-root"), find_option(table, "--b")
+    (('R', '--root'), ('B', '-b'))
+    """
+    opt = by_name.get(name)
+    if opt is not None:
+        return opt, name
+    if name.startswith("--"):
+        other = name[1:]
+    elif name.startswith("-") and len(name) > 2:
+        other = "-" + name
+    else:
+        return None, name
+    opt = by_name.get(other)
+    if opt is None:
+        return None, name
+    return opt, other
+
+
 def go_bool(text):
     """Parse the value of a boolean flag given as --name=value:
     strconv.ParseBool(text).

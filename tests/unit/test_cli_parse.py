@@ -99,6 +99,11 @@ ACCEPTED = [
     ["exec", "-t=F", "c1", "sh", "--tty=true"],
     ["--debug=false", "--systemd-cgroup=0", "state", "c1"],
     ["list", "--quiet=T"],
+    # It also reads -name as --name (and --b as -b).
+    ["-root", "/r", "run", "-bundle", "/b", "c1"],
+    ["-debug", "-log-format=json", "state", "c1"],
+    ["create", "--b", "/b", "-pid-file", "/p", "c1"],
+    ["exec", "-tty", "c1", "sh", "-tty"],
 ]
 
 DECLINED = [
@@ -332,6 +337,18 @@ def test_boolean_flag_values():
     assert fast.params["command"] == ("sh", "--tty=true")
     assert fastpath.parse(["--debug=false", "state", "c1"]).globals[
         "debug"] is False
+
+
+def test_single_dash_long_names():
+    fast = fastpath.parse(["-root", "/r", "run", "-bundle", "/b", "c1"])
+    assert fast.globals["root"] == "/r"
+    assert fast.params["bundle"] == "/b"
+    fast = fastpath.parse(["exec", "-tty", "c1", "sh", "-tty"])
+    assert fast.params["tty"] is True
+    # After the options, the process's own arguments stay as given.
+    assert fast.params["command"] == ("sh", "-tty")
+    assert click_parse(["-root", "/r", "-debug", "state", "c1"]).globals[
+        "debug"] is True
 
 
 def test_bad_boolean_flag_worded_like_go(capfd):
