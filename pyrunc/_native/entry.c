@@ -66,10 +66,11 @@ static int attaches(long argc, char **argv)
 	return 0;
 }
 
-/* Open /dev/null on whichever of fds 0, 1 and 2 the caller closed, as
- * a Go program's runtime does: else the first files the runtime opens
- * (its code image, a container's lock) would take their places and be
- * handed to the container's process as its stdio. */
+/* Open /dev/null on whichever of fds 0, 1 and 2 the caller closed:
+ * else the first files the runtime opens (its code image, a container's
+ * lock) would take their places and be handed to the container's
+ * process as its stdio. What is written there is lost, where runc 1.1
+ * would fail to write it. */
 static void open_stdio(void)
 {
 	int fd;
