@@ -229,9 +229,24 @@ class LazyGroup(click.Group):
 
     def resolve_command(self, ctx, args):
         name = args[0]
+        if name in ("help", "h"):
+            _show_help(ctx, args[1:])
         if self.get_command(ctx, name) is None:
             raise UnknownCommand(f"No help topic for '{name}'", ctx)
         return super().resolve_command(ctx, args)
+
+
+def _show_help(ctx, topics):
+    """runc's `help [COMMAND]`: print the help, exit 0."""
+    if not topics:
+        click.echo(ctx.get_help())
+        ctx.exit(0)
+    cmd = ctx.command.get_command(ctx, topics[0])
+    if cmd is None:
+        raise UnknownCommand(f"No help topic for '{topics[0]}'", ctx)
+    sub = click.Context(cmd, info_name=topics[0], parent=ctx)
+    click.echo(sub.get_help())
+    ctx.exit(0)
 
 
 def _print_version(ctx, param, value):

@@ -61,11 +61,37 @@ def exit_now(status):
             continue
         try:
             stream.flush()
+        except BrokenPipeError:
+            die_of_sigpipe()
+            status = status or 120
         except (OSError, ValueError):
             status = status or 120
     if status is None:
         status = 0
     os._exit(status & 0xFF if isinstance(status, int) else 1)
+
+
+def die_of_sigpipe():
+    """Die of SIGPIPE if stdout or stderr is a pipe nobody reads.
+
+    runc, a Go program, is killed by SIGPIPE when it writes there (a
+    shell's caller sees status 141, `pyrunc list | head -0`); Python
+    ignores the signal and raises BrokenPipeError instead. Returns if
+    neither is such a pipe: the error came from another one.
+    """
+    import _signal
+    import select
+
+    poller = select.poll()
+    for fd in (1, 2):
+        poller.register(fd, select.POLLOUT)
+    if not any(events & select.POLLERR for _, events in poller.poll(0)):
+        return
+    prewarm = sys.modules.get("pyrunc.process.prewarm")
+    if prewarm is not None:
+        prewarm.finish()
+    _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
+    os.kill(os.getpid(), _signal.SIGPIPE)
 
 
 def run_argv(argv):
@@ -146,6 +172,8 @@ def dispatch(invocation):
     except KeyboardInterrupt:
         return _EXIT_INTERRUPTED
     except Exception as err:
+        if isinstance(err, BrokenPipeError):
+            die_of_sigpipe()
         if debug:
             import traceback
 

@@ -8,6 +8,8 @@ runc's text: pyrunc may add detail (the id), never say something else.
 
 import json
 import re
+import subprocess
+import tempfile
 
 import pytest
 
@@ -90,6 +92,45 @@ def test_unknown_command_exits_3(pyrunc_cmd, runc_cmd):
     assert "No help topic for 'nosuchcmd'" in message(pyrunc)
 
 
+@pytest.mark.parametrize("args", [
+    ("help",), ("h",), ("help", "state"), ("help", "nosuchcmd"),
+])
+def test_help_command(pyrunc_cmd, runc_cmd, args):
+    pyrunc, runc = both(pyrunc_cmd, runc_cmd, *args)
+    assert pyrunc.returncode == runc.returncode, (pyrunc, runc)
+    if runc.returncode == 0:
+        assert pyrunc.stdout.startswith("Usage:")
+        if len(args) > 1:
+            assert f"pyrunc {args[1]}" in pyrunc.stdout
+
+
+def test_single_dash_flag_names(pyrunc_cmd, runc_cmd):
+    # Go's flag package reads -root as --root.
+    got = []
+    for rt in (pyrunc_cmd, runc_cmd):
+        done = subprocess.run(
+            [*rt.argv, "-root", str(rt.root), "-debug", "list", "-format",
+             "json"], capture_output=True, text=True, timeout=30,
+            stdin=subprocess.DEVNULL)
+        got.append((done.returncode, done.stdout))
+    assert got[0] == got[1]
+
+
+@pytest.mark.parametrize("shell", [
+    # Dies of SIGPIPE writing to a pipe nobody reads, as Go does.
+    '"$@" list | head -c0; exit "${PIPESTATUS[0]}"',
+    '"$@" state nosuch <&- >&- 2>&-',
+])
+def test_broken_and_closed_stdio(pyrunc_cmd, runc_cmd, shell):
+    got = {}
+    for rt in (pyrunc_cmd, runc_cmd):
+        done = subprocess.run(["bash", "-c", shell, "bash", *rt.cmdline()],
+                              capture_output=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+        got[rt.name] = done.returncode
+    assert got["pyrunc"] == got["runc"], got
+
+
 def test_list_empty(pyrunc_cmd, runc_cmd):
     for args in (("list",), ("list", "-q"), ("list", "--format", "json"),
                  ("list", "-f", "json")):
@@ -129,6 +170,22 @@ def test_log_file_cannot_be_opened(pyrunc_cmd, runc_cmd, tmp_path):
 def sleeper(bundle):
     bundle.set_args("sleep", "1000")
     return bundle
+
+
+def test_run_detached_with_stdio_closed(runtime, sleeper):
+    # pyrunc's first files (its code image, the container's lock) once
+    # took fds 0 and 1, so the container's init held the lock and
+    # start or delete waited for ever.
+    # stderr to a file: the container keeps it open.
+    with tempfile.TemporaryFile() as err:
+        done = subprocess.run(
+            ["bash", "-c", '"$@" <&- >&-', "bash",
+             *runtime.cmdline("run", "-d", "--bundle", sleeper, "closed")],
+            timeout=30, stderr=err)
+        err.seek(0)
+        assert done.returncode == 0, err.read()
+    assert state(runtime, "closed")["status"] == "running"
+    assert runtime("delete", "--force", "closed", timeout=30).returncode == 0
 
 
 def create(rt, bundle, cid):
