@@ -8,7 +8,9 @@ written to benchmarks/results/ (benchreport.py), and pytest-benchmark's
 own JSON goes to benchmarks/results/benchmark.json unless
 --benchmark-json names another file. A run of only some of the
 benchmarks (-k, -m, named files or tests) writes to
-benchmarks/results/partial/ instead, leaving the full report alone.
+benchmarks/results/partial/ instead, and a quick one
+(PYRUNC_BENCH_QUICK) to benchmarks/results/quick/, leaving the full
+report alone.
 
 `pytest tests` never sees this directory: the project's testpaths is
 tests/, and nothing there imports from here.
@@ -59,10 +61,12 @@ def is_partial(config):
 
 
 def results_dir(settings):
-    """Where this session's reports go: a partial run must not replace
-    the full run's report."""
+    """Where this session's reports go: a partial or quick run must not
+    replace the full run's report."""
     if _STATE["partial"]:
         return os.path.join(settings.results, "partial")
+    if settings.quick:
+        return os.path.join(settings.results, "quick")
     return settings.results
 
 
