@@ -322,13 +322,19 @@ def connect_console(path):
 
 
 def listen_fds(preserve_fds):
-    """Pass systemd socket activation through, as runc does."""
-    count = os.environ.get("LISTEN_FDS")
-    if not count:
-        return [], preserve_fds
+    """Pass systemd socket activation through, as runc does.
+
+    Return (environment entries for the process, preserve_fds counting
+    the listening fds too). Like runc (go-systemd's activation.Files),
+    only fds meant for this process count: LISTEN_PID must be our pid,
+    LISTEN_FDS a positive number.
+    """
     try:
-        n = int(count)
+        pid = int(os.environ.get("LISTEN_PID", ""))
+        n = int(os.environ.get("LISTEN_FDS", ""))
     except ValueError:
+        return [], preserve_fds
+    if pid != os.getpid() or n <= 0:
         return [], preserve_fds
     return [f"LISTEN_FDS={n}", "LISTEN_PID=1"], preserve_fds + n
 

@@ -172,6 +172,30 @@ def sleeper(bundle):
     return bundle
 
 
+@pytest.mark.parametrize("listen_pid", ["self", "other"])
+def test_socket_activation(pyrunc_cmd, runc_cmd, bundle, listen_pid):
+    # fd 3 reaches the container as LISTEN_FDS=1 only when LISTEN_PID
+    # names the runtime itself (exec keeps the shell's pid).
+    bundle.set_args("sh", "-c",
+                    'echo "$LISTEN_FDS $LISTEN_PID"; [ -e /proc/self/fd/3 ]'
+                    ' && echo fd3 || echo none')
+    pid = '$$' if listen_pid == "self" else "1"
+    outputs = []
+    for rt in (pyrunc_cmd, runc_cmd):
+        script = (f'export LISTEN_PID={pid} LISTEN_FDS=1; exec 3</dev/null;'
+                  ' exec "$@"')
+        done = subprocess.run(
+            ["bash", "-c", script, "bash",
+             *rt.cmdline("run", "--bundle", bundle, f"sa-{listen_pid}")],
+            capture_output=True, text=True, timeout=30,
+            stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1]
+    expected = "1 1\nfd3\n" if listen_pid == "self" else " \nnone\n"
+    assert outputs[0] == expected
+
+
 def test_run_detached_with_stdio_closed(runtime, sleeper):
     # pyrunc's first files (its code image, the container's lock) once
     # took fds 0 and 1, so the container's init held the lock and
