@@ -108,7 +108,7 @@ def launch_exec(record, process, *, detach, console_socket, preserve_fds):
     Pipes or None)."""
     from pyrunc._native.launcher import set_child_subreaper, socketpair
     from pyrunc.cgroups import manager_from_dict
-    from pyrunc.container.create import connect_console, listen_fds
+    from pyrunc.container.create import connect_console
     from pyrunc.process import plan as planner
     from pyrunc.process import prewarm
     from pyrunc.process.dmz import sealed_fd
@@ -126,7 +126,6 @@ def launch_exec(record, process, *, detach, console_socket, preserve_fds):
         else:
             console = socketpair()
             fds.append(console[1])
-    extra_env, preserve_fds = listen_fds(preserve_fds)
     console_fd = fds[0] if fds else -1
     dmz_fd = sealed_fd()
     fds.append(dmz_fd)
@@ -136,7 +135,7 @@ def launch_exec(record, process, *, detach, console_socket, preserve_fds):
         fds.extend(pipes.child)
     opts = planner.Options(
         cid=record.id, bundle=record.bundle, console_fd=console_fd,
-        preserve_fds=preserve_fds, extra_env=extra_env, dmz_fd=dmz_fd,
+        preserve_fds=preserve_fds, dmz_fd=dmz_fd,
         stdio=None if pipes is None else pipes.child)
     seccomp = (record.config.get("linux") or {}).get("seccomp")
     plan = planner.build_exec(process, namespace_joins(record), opts,

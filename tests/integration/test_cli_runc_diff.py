@@ -196,6 +196,27 @@ def test_socket_activation(pyrunc_cmd, runc_cmd, bundle, listen_pid):
     assert outputs[0] == expected
 
 
+def test_exec_takes_no_socket_activation(pyrunc_cmd, runc_cmd, sleeper):
+    # runc passes LISTEN_FDS to a container's init only, never to exec.
+    outputs = []
+    for rt in (pyrunc_cmd, runc_cmd):
+        create(rt, sleeper, "sa-exec")
+        assert rt("start", "sa-exec").returncode == 0
+        script = ('export LISTEN_PID=$$ LISTEN_FDS=1; exec 3</dev/null;'
+                  ' exec "$@"')
+        done = subprocess.run(
+            ["bash", "-c", script, "bash",
+             *rt.cmdline("exec", "sa-exec", "sh", "-c",
+                         'echo "[$LISTEN_FDS]"; [ -e /proc/self/fd/3 ]'
+                         ' && echo fd3 || echo none')],
+            capture_output=True, text=True, timeout=30,
+            stdin=subprocess.DEVNULL)
+        rt("delete", "--force", "sa-exec")
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    assert outputs == ["[]\nnone\n"] * 2
+
+
 def test_run_detached_with_stdio_closed(runtime, sleeper):
     # pyrunc's first files (its code image, the container's lock) once
     # took fds 0 and 1, so the container's init held the lock and
