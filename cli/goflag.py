@@ -3,10 +3,11 @@
 runc reads integers with strconv.ParseInt(s, 0, 64) (so "0x10" and "010"
 are 16 and 8), slices of integers in base 10, durations with
 time.ParseDuration ("5s", "1m30s", "250ms"), and the value of a boolean
-flag written --name=value with strconv.ParseBool ("false", "0", "T"). The converters below accept
-exactly those spellings and raise ValueError with the reason runc gives
-after `invalid value "X" for flag -NAME: `, so that both of pyrunc's
-parsers (cli/fastpath.py and cli/app.py) take the same values.
+flag written --name=value with strconv.ParseBool ("false", "0", "T").
+The converters below accept exactly those spellings and raise ValueError
+with the reason runc gives after `invalid value "X" for flag -NAME: `,
+so that both of pyrunc's parsers (cli/fastpath.py and cli/app.py) take
+the same values; find_option looks a flag's name up as Go does.
 
 Nothing here imports more than the interpreter already has: the fast
 path loads this module on every call.
