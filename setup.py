@@ -29,12 +29,17 @@ extensions = [
 
 DMZ_SOURCE = f"{NATIVE}/dmz.c"
 DMZ_NAME = "pyrunc-dmz"
-# A freestanding program: no libc, no dynamic loader, a few hundred bytes.
-DMZ_FLAGS = [
-    "-Os", "-nostdlib", "-static", "-ffreestanding", "-fno-stack-protector",
-    "-fno-asynchronous-unwind-tables", "-fno-pie", "-no-pie", "-s",
-    "-Wl,--build-id=none", "-Wl,-z,noexecstack", "-Wl,-n",
-]
+
+
+def freestanding_flags():
+    """The flags in pyrunc/_native/freestanding.flags (no libc)."""
+    with open(f"{NATIVE}/freestanding.flags") as f:
+        lines = (line.strip() for line in f)
+        return [line for line in lines if line and not line.startswith("#")]
+
+
+# A freestanding program of a few hundred bytes.
+DMZ_FLAGS = freestanding_flags()
 
 
 # pyrunc-pause: the pause process of pyrunc-cri's pods. Static, as it
@@ -47,7 +52,7 @@ PAUSE_FLAGS = ["-Os", "-static", "-s", "-Wall"]
 # pyrunc-prewarm: keeps the cgroup attach lock warm (see
 # pyrunc/process/prewarm.py). Freestanding too: it starts in microseconds.
 PREWARM_NAME = "pyrunc-prewarm"
-PREWARM_FLAGS = DMZ_FLAGS + ["-Wall"]
+PREWARM_FLAGS = freestanding_flags()
 
 # (directory, program, compiler flags, source)
 PROGRAMS = [

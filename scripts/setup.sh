@@ -107,7 +107,8 @@ build_hash() {
             files+=("$f")
         done < <(find pyrunc/_native -type f \
             \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' \
-               -o -name '*.h' -o -name '*.c' \) -print0 | sort -z)
+               -o -name '*.h' -o -name '*.c' -o -name '*.flags' \) \
+            -print0 | sort -z)
         sha256sum "${files[@]}" | sha256sum | cut -c1-32
     )
 }
@@ -141,7 +142,8 @@ install_project() {
 # that execs the real interpreter with -I -S on a launcher script, which
 # puts the source tree and the venv's site-packages on sys.path itself
 # (2 ms). For create, run and exec the program first starts the cgroup
-# attach helper, so that the kernel's wait overlaps with Python's start. pyrunc.cli lives in cli/; a
+# attach helper, so that the kernel's wait overlaps with Python's start.
+# pyrunc.cli lives in cli/; a
 # directory holding only a link to it is added to pyrunc's __path__ so
 # that nothing else of the checkout becomes importable.
 #
@@ -153,7 +155,7 @@ install_project() {
 write_launcher() {
     local launcher=$VENV/bin/pyrunc site shim=$VENV/lib/pyrunc-cli
     local image=$VENV/lib/pyrunc.image script=$VENV/lib/pyrunc-launcher.py
-    local python cc
+    local python cc flags
     python=$(readlink -f "$PY")
     site=$("$PY" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
     mkdir -p "$shim"
@@ -195,9 +197,9 @@ LAUNCHER
     # The entry program execs "$python -IS $script"; see entry.c.
     cc=${CC:-cc}
     # Freestanding, as setup.py builds pyrunc-dmz and pyrunc-prewarm.
-    $cc -Os -nostdlib -static -ffreestanding -fno-stack-protector \
-        -fno-asynchronous-unwind-tables -fno-pie -no-pie -s \
-        -Wl,--build-id=none -Wl,-z,noexecstack -Wall -Werror \
+    mapfile -t flags < <(grep -v '^#' \
+        "$REPO/pyrunc/_native/freestanding.flags")
+    $cc "${flags[@]}" -Werror \
         -DPYRUNC_PYTHON="\"$python\"" -DPYRUNC_SCRIPT="\"$script\"" \
         -o "$launcher.tmp" "$REPO/pyrunc/_native/entry.c"
     mv "$launcher.tmp" "$launcher"

@@ -123,24 +123,29 @@ fi
 """
 
 
-@pytest.fixture(scope="module")
-def entry(tmp_path_factory):
-    """entry.c compiled with a shell script for the interpreter."""
+def compile_entry(program, python):
+    """Build entry.c as setup.sh does, with python for the interpreter."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("no C compiler")
+    lines = (NATIVE / "freestanding.flags").read_text().splitlines()
+    flags = [line for line in lines if line and not line.startswith("#")]
+    subprocess.run(
+        [cc, *flags, "-Werror", f'-DPYRUNC_PYTHON="{python}"',
+         '-DPYRUNC_SCRIPT="/the/script"', "-o", str(program),
+         str(NATIVE / "entry.c")],
+        check=True)
+    return program
+
+
+@pytest.fixture(scope="module")
+def entry(tmp_path_factory):
+    """entry.c compiled with a shell script for the interpreter."""
     where = tmp_path_factory.mktemp("entry")
     show = where / "show"
     show.write_text(SHOW)
     show.chmod(0o755)
-    program = where / "pyrunc"
-    subprocess.run(
-        [cc, "-Os", "-nostdlib", "-static", "-ffreestanding",
-         "-fno-stack-protector", "-fno-pie", "-no-pie", "-Wall", "-Werror",
-         f'-DPYRUNC_PYTHON="{show}"', '-DPYRUNC_SCRIPT="/the/script"',
-         "-o", str(program), str(NATIVE / "entry.c")],
-        check=True)
-    return program
+    return compile_entry(where / "pyrunc", show)
 
 
 def run_entry(entry, *args, env=None):
@@ -206,17 +211,7 @@ def test_the_stop_pipe_never_takes_the_place_of_stdio(entry):
 
 
 def test_the_entry_says_why_the_interpreter_did_not_start(tmp_path):
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler")
-    program = tmp_path / "pyrunc"
-    subprocess.run(
-        [cc, "-Os", "-nostdlib", "-static", "-ffreestanding",
-         "-fno-stack-protector", "-fno-pie", "-no-pie", "-Wall", "-Werror",
-         '-DPYRUNC_PYTHON="/nonexistent/python"',
-         '-DPYRUNC_SCRIPT="/the/script"',
-         "-o", str(program), str(NATIVE / "entry.c")],
-        check=True)
+    program = compile_entry(tmp_path / "pyrunc", "/nonexistent/python")
     done = subprocess.run([str(program), "state", "x"],
                           capture_output=True, text=True, timeout=10)
     assert done.returncode == 127
