@@ -49,11 +49,7 @@ def exit_now(status):
     handler and leaves no buffered file but stdout and stderr, which are
     flushed here. A failed flush exits 120, as the interpreter does.
     """
-    prewarm = sys.modules.get("pyrunc.process.prewarm")
-    if prewarm is not None:
-        # A helper the command did not stop (entry.c guessed wrong, or
-        # it failed early) would outlive us as a zombie.
-        prewarm.finish()
+    stop_prewarm()
     for stream in (sys.stdout, sys.stderr):
         if stream is None:
             # Closed by the caller (without the entry program, which
@@ -69,6 +65,15 @@ def exit_now(status):
     if status is None:
         status = 0
     os._exit(status & 0xFF if isinstance(status, int) else 1)
+
+
+def stop_prewarm():
+    """Stop the cgroup-attach helper if the command left it running
+    (entry.c guessed wrong, or the command failed early): else it would
+    outlive us as a zombie."""
+    prewarm = sys.modules.get("pyrunc.process.prewarm")
+    if prewarm is not None:
+        prewarm.finish()
 
 
 def die_of_sigpipe():
@@ -87,9 +92,7 @@ def die_of_sigpipe():
         poller.register(fd, select.POLLOUT)
     if not any(events & select.POLLERR for _, events in poller.poll(0)):
         return
-    prewarm = sys.modules.get("pyrunc.process.prewarm")
-    if prewarm is not None:
-        prewarm.finish()
+    stop_prewarm()
     _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
     os.kill(os.getpid(), _signal.SIGPIPE)
 

@@ -71,28 +71,18 @@ static int attaches(long argc, char **argv)
  * lock) would take their places and be handed to the container's
  * process as its stdio. What is written there is lost, where runc 1.1
  * would fail to write it. */
-static void open_stdio(void)
+static int open_stdio(void)
 {
 	int fd;
 
 	for (fd = 0; fd < 3; fd++) {
 		if (sys3(SYS_FCNTL, fd, NL_F_GETFD, 0) >= 0)
 			continue;
-		sys3(SYS_OPENAT, NL_AT_FDCWD, (long)"/dev/null", NL_O_RDWR);
+		if (sys3(SYS_OPENAT, NL_AT_FDCWD, (long)"/dev/null",
+			 NL_O_RDWR) != fd)
+			return -1;
 	}
-}
-
-/* Move *fd to 3 or above; returns -1 on failure (*fd is then -1). */
-static int above_stdio(int *fd)
-{
-	long moved;
-
-	if (*fd > 2)
-		return 0;
-	moved = sys3(SYS_FCNTL, *fd, NL_F_DUPFD, 3);
-	sys3(SYS_CLOSE, *fd, 0, 0);
-	*fd = (int)moved;
-	return moved < 0 ? -1 : 0;
+	return 0;
 }
 
 /* Write "what: reason" to stderr, for the errors execve can give. */
@@ -138,19 +128,11 @@ static char *start_helper(void)
 
 	if (sys3(SYS_PIPE2, (long)stop, 0, 0) < 0)
 		return NULL;
-	/* Should the caller have closed stdin, stdout or stderr, the pipe
-	 * must not take their place in the interpreter. */
-	if (above_stdio(&stop[0]) < 0 || above_stdio(&stop[1]) < 0) {
-		sys3(SYS_CLOSE, stop[0], 0, 0);
-		sys3(SYS_CLOSE, stop[1], 0, 0);
-		return NULL;
-	}
 	pid = nl_fork();
 	if (pid == 0) {
 		/* Hold nothing of the caller's, such as a pipe it waits on
-		 * to close. */
-		if (stop[0] > 0)
-			sys3(SYS_CLOSE_RANGE, 0, stop[0] - 1, 0);
+		 * to close (fds 0-2 are taken: stop[0] > 2). */
+		sys3(SYS_CLOSE_RANGE, 0, stop[0] - 1, 0);
 		sys3(SYS_CLOSE_RANGE, stop[0] + 1, ~0U, 0);
 		prewarm_run(stop[0]);
 		nl_exit(0);
@@ -183,12 +165,12 @@ __attribute__((used, noreturn)) void entry_main(long *sp)
 	char *args[argc + 3];
 	char *env[envc + 2];
 
-	open_stdio();
 	/* The caller's environment, without a PYRUNC_PREWARM of its own. */
 	for (i = 0; i < envc; i++)
 		if (!nl_startswith(envp[i], ENV_PREFIX))
 			env[n++] = envp[i];
-	if (attaches(argc, argv)) {
+	/* Without all three, the helper's pipe could become one of them. */
+	if (open_stdio() == 0 && attaches(argc, argv)) {
 		char *helper = start_helper();
 
 		if (helper)

@@ -100,7 +100,6 @@ static long sys6(long nr, long a, long b, long c, long d, long e, long f)
 #define NL_O_WRONLY 1
 #define NL_O_RDWR 2
 #define NL_O_CLOEXEC 02000000
-#define NL_F_DUPFD 0
 #define NL_F_GETFD 1
 #define NL_POLLIN 1
 #define NL_SIGCHLD 17
